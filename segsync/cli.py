@@ -1,0 +1,312 @@
+"""Command-line interface: the only module that prints or exits.
+
+Heavy modules (httpx, deepdiff, pydantic models) are imported inside the commands that need them,
+so that ``segsync --version`` stays as cheap as importing click.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from segsync import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(message: str, debug: bool = False) -> NoReturn:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def errors_at_the_edge(debug: bool = False) -> Iterator[None]:
+    """Turn SegsyncError (and a stray OSError) into ``error: …`` on stderr and exit 1."""
+    from segsync.errors import SegsyncError
+
+    try:
+        yield
+    except SegsyncError as exc:
+        _fail(str(exc), debug)
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), debug)
+
+
+class SegsyncGroup(click.Group):
+    """Exits 1 on every usage error (click uses 2; design.md keeps 2 for 'changes present')."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            sys.exit(rv)
+        sys.exit(0)
+
+
+def debug_option(f: F) -> F:
+    return click.option(
+        "--debug",
+        is_flag=True,
+        help="Show tracebacks and HTTP request logs (the token is never shown).",
+    )(f)
+
+
+def dir_option(f: F) -> F:
+    return click.option(
+        "--dir",
+        "directory",
+        default="segments",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Folder holding the segment specs (*.yaml, *.yml, searched recursively).",
+    )(f)
+
+
+def state_option(f: F) -> F:
+    return click.option(
+        "--state",
+        "state_path",
+        default=lambda: os.environ.get("SEGSYNC_STATE", "segsync.state.json"),
+        show_default="segsync.state.json, or $SEGSYNC_STATE",
+        type=click.Path(dir_okay=False),
+        help="State file recording the segments segsync created.",
+    )(f)
+
+
+@click.group(cls=SegsyncGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="segsync", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Cargo segments as code: validate, plan and apply YAML segment specs.
+
+    \b
+    Example:
+      segsync validate --dir segments
+      segsync plan --format markdown --out plan.bin
+    """
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+@cli.group("state", context_settings=CONTEXT_SETTINGS)
+def state_group() -> None:
+    """Inspect the state file and release a stale lock.
+
+    \b
+    Example:
+      segsync state list
+      segsync state show sales/enterprise-eu
+      segsync state unlock
+    """
+
+
+@state_group.command("list")
+@state_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a header and one line per segment; json: the same as one JSON object.",
+)
+@debug_option
+def state_list(state_path: str, fmt: str, debug: bool) -> None:
+    """List the segments recorded in the state file, sorted by id.
+
+    Each line shows the spec id, the segment UUID, the model as written, the spec file and
+    flags: protect, intent=OP (an action was under way when a run stopped) and
+    pendingDelete=UUID (a replace whose old segment is not deleted yet). A missing state
+    file is an empty state.
+
+    \b
+    Example:
+      segsync state list
+      segsync state list --state prod.state.json --format json
+    """
+    with errors_at_the_edge(debug):
+        from segsync.state import format_state_list, read_state
+
+        click.echo(format_state_list(read_state(state_path), state_path, fmt=fmt), nl=False)
+
+
+@state_group.command("show")
+@click.argument("spec_id", metavar="ID")
+@state_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: readable fields; json: the entry exactly as stored in the state file.",
+)
+@debug_option
+def state_show(spec_id: str, state_path: str, fmt: str, debug: bool) -> None:
+    """Show the state entry of one segment, by spec id.
+
+    Everything the state file records for it: UUID, model, spec file, protect, when it was
+    applied, the digest and fields last applied, references, and any action under way.
+
+    \b
+    Example:
+      segsync state show sales/enterprise-eu
+      segsync state show sales/enterprise-eu --format json
+    """
+    with errors_at_the_edge(debug):
+        from segsync.state import format_entry, get_entry, read_state
+
+        entry = get_entry(read_state(state_path), spec_id, state_path)
+        click.echo(format_entry(spec_id, entry, fmt=fmt), nl=False)
+
+
+@state_group.command("unlock")
+@state_option
+@click.option(
+    "--yes", is_flag=True, help="Remove the lock without asking (required without a terminal)."
+)
+@debug_option
+def state_unlock(state_path: str, yes: bool, debug: bool) -> None:
+    """Remove a stale state lock.
+
+    A run that crashed or was killed leaves its lock behind. This command shows who holds
+    the lock and asks for confirmation on a terminal; without a terminal it refuses unless
+    --yes is given. Only remove a lock when that run has really ended: two applies at once
+    can create duplicate segments. Exits 1 when there is no lock, so a script notices that
+    it had nothing to unlock.
+
+    \b
+    Example:
+      segsync state unlock
+      segsync state unlock --state prod.state.json --yes
+    """
+    with errors_at_the_edge(debug):
+        from segsync.errors import ConfigError, StateError
+        from segsync.state import break_lock, describe_holder, lock_path, read_lock
+
+        lock = lock_path(state_path)
+        holder = read_lock(state_path)
+        if holder is None:
+            raise StateError("there is no lock to remove (the file does not exist)", path=lock)
+        click.echo(f"{lock} is held by {describe_holder(holder)}")
+        if not yes:
+            if not _stdin_is_terminal():
+                raise ConfigError(
+                    "not removing the lock without confirmation: no terminal to ask on; "
+                    "pass --yes if that run has ended"
+                )
+            if not click.confirm("Remove it? Only do this if that run has ended", default=False):
+                raise click.exceptions.Abort()
+        if break_lock(state_path):
+            click.echo(f"removed {lock}")
+        else:
+            click.echo(f"{lock} was already gone")
+
+
+def main() -> None:
+    cli()
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def _spec_error_dicts(errors: Any) -> list[dict[str, Any]]:
+    return [
+        {"file": e.path, "line": e.line, "column": e.column, "field": e.field,
+         "message": e.message}
+        for e in errors
+    ]
+
+
+@cli.command()
+@dir_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: one line per error; json: a machine-readable report; "
+    "github: workflow annotations on the offending lines.",
+)
+@debug_option
+def validate(directory: str, fmt: str, debug: bool) -> int:
+    """Check every spec file strictly, offline, and report all errors.
+
+    Every error names its place as file:line:column. Exit 0 when all specs are valid, 1 otherwise.
+
+    \b
+    Examples:
+      segsync validate
+      segsync validate --dir segments --format github
+    """
+    import json
+
+    from segsync.errors import ValidationFailed
+    from segsync.spec import count_spec_files, load_specs
+
+    with errors_at_the_edge(debug):
+        errors = []
+        try:
+            load_specs(directory)
+        except ValidationFailed as exc:
+            errors = exc.errors
+        total = count_spec_files(directory)
+        summary = f"{total} spec{'s' if total != 1 else ''}, {len(errors)} error" + (
+            "s" if len(errors) != 1 else ""
+        )
+        if fmt == "json":
+            report = {"specs": total, "valid": not errors, "errors": _spec_error_dicts(errors)}
+            click.echo(json.dumps(report, indent=2, sort_keys=True))
+        elif fmt == "github":
+            for e in errors:
+                props = ",".join(
+                    f"{k}={_github_escape(str(v), prop=True)}"
+                    for k, v in (("file", e.path), ("line", e.line), ("col", e.column))
+                    if v is not None
+                )
+                body = f"{e.field}: {e.message}" if e.field else e.message
+                click.echo(f"::error {props}::{_github_escape(body)}")
+            click.echo(f"::notice title=segsync validate::{summary}")
+        else:
+            for e in errors:
+                click.echo(str(e))
+            click.echo(summary)
+        return 1 if errors else 0
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a spec file, for editors and other tools.
+
+    \b
+    Example (then point your editor at it, see the README):
+      segsync schema > segsync.schema.json
+    """
+    import json
+
+    from segsync.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))

@@ -1,0 +1,88 @@
+"""YAML loading: plain values by design.md's rules, places of keys and values, both loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from segsync import load
+from segsync.load import Mark, load_document, plain_scalar
+
+
+@pytest.fixture(params=["c", "python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "python":
+        monkeypatch.setattr(load, "_Loader", yaml.SafeLoader)
+    else:
+        assert load._Loader is yaml.CSafeLoader
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2025-01-15", "2025-01-15"),
+        ("yes", "yes"),
+        ("no", "no"),
+        ("NO", "NO"),
+        ("on", "on"),
+        ("off", "off"),
+        ("True", "True"),
+        ("true", True),
+        ("false", False),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("12", 12),
+        ("-3", -3),
+        ("0.5", 0.5),
+        ("1e3", 1000.0),
+        ("1_000", "1_000"),
+        ("0755", "0755"),
+        ("0x1F", "0x1F"),
+        (".inf", ".inf"),
+        ("12:30:00", "12:30:00"),
+    ],
+)
+def test_plain_scalars(text: str, value: Any) -> None:
+    assert plain_scalar(text) == value
+    assert type(plain_scalar(text)) is type(value)
+
+
+def test_values_and_marks(loader: str) -> None:
+    doc, errors = load_document(b"a: 2025-01-15\nb:\n  - 'yes'\n  - yes\n  - 3\n", "f.yaml")
+    assert errors == []
+    assert doc is not None
+    assert doc.value == {"a": "2025-01-15", "b": ["yes", "yes", 3]}
+    assert doc.key_marks[("b",)] == Mark(2, 1)
+    assert doc.value_marks[("a",)] == Mark(1, 4)
+    assert doc.value_marks[("b", 2)] == Mark(5, 5)
+    # an unknown path falls back to its nearest ancestor
+    assert doc.mark_of(("b", 2, "x")) == Mark(5, 5)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a: 1\na: 2\n", "f.yaml:2:1: duplicate key 'a' (first at line 1, column 1)"),
+        (b"a:\n\tb: 1\n", "f.yaml:2:1: a tab character cannot indent YAML; indent with spaces"),
+        (b"", "f.yaml:1:1: the file is empty; a spec needs at least 'name', 'model' and 'filter'"),
+        (b"- 1\n", "f.yaml:1:1: a spec must be a mapping of keys to values, not a list"),
+        (b"a: 1\n---\na: 2\n",
+         "f.yaml:2:1: several YAML documents in one file; keep one segment per file"),
+        (b"a: \xff\n", "f.yaml:1:4: file is not valid UTF-8 (byte 0xff); save it as UTF-8"),
+        (b"x: &a [*a]\n", "f.yaml:1:4: recursive YAML alias"),
+        (b"? [a]\n: 1\n", "f.yaml:1:3: a mapping key must be a plain string"),
+    ],
+)
+def test_errors_have_places(loader: str, data: bytes, expected: str) -> None:
+    doc, errors = load_document(data, "f.yaml")
+    assert doc is None
+    assert [str(e) for e in errors] == [expected]
+
+
+def test_byte_order_mark_is_accepted(loader: str) -> None:
+    doc, errors = load_document("\ufeffname: x\n".encode(), "f.yaml")
+    assert errors == [] and doc is not None and doc.value == {"name": "x"}
