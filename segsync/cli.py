@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import click
 
@@ -24,6 +23,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 def _fail(message: str, debug: bool = False) -> NoReturn:
     if debug:
+        import traceback
+
         traceback.print_exc()
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -43,7 +44,26 @@ def errors_at_the_edge(debug: bool = False) -> Iterator[None]:
 
 
 class SegsyncGroup(click.Group):
-    """Exits 1 on every usage error (click uses 2; design.md keeps 2 for 'changes present')."""
+    """Exits 1 on every usage error (click uses 2; design.md keeps 2 for 'changes present').
+
+    Commands listed in ``lazy`` are imported only when used, to keep start-up cheap.
+    """
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "emulator": ("segsync.emulator.command", "emulator_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -52,8 +72,14 @@ class SegsyncGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(1)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+                click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(1)
         except click.ClickException as exc:
-            exc.show()
+            click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(1)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
@@ -100,7 +126,7 @@ def cli() -> None:
     \b
     Example:
       segsync validate --dir segments
-      segsync plan --format markdown --out plan.bin
+      segsync plan --format markdown --out plan.json
     """
 
 
@@ -227,11 +253,6 @@ def main() -> None:
     cli()
 
 
-def _github_escape(text: str, *, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
-
-
 def _spec_error_dicts(errors: Any) -> list[dict[str, Any]]:
     return [
         {"file": e.path, "line": e.line, "column": e.column, "field": e.field,
@@ -281,15 +302,13 @@ def validate(directory: str, fmt: str, debug: bool) -> int:
             report = {"specs": total, "valid": not errors, "errors": _spec_error_dicts(errors)}
             click.echo(json.dumps(report, indent=2, sort_keys=True))
         elif fmt == "github":
+            from segsync.render import github_annotation
+
             for e in errors:
-                props = ",".join(
-                    f"{k}={_github_escape(str(v), prop=True)}"
-                    for k, v in (("file", e.path), ("line", e.line), ("col", e.column))
-                    if v is not None
-                )
                 body = f"{e.field}: {e.message}" if e.field else e.message
-                click.echo(f"::error {props}::{_github_escape(body)}")
-            click.echo(f"::notice title=segsync validate::{summary}")
+                click.echo(github_annotation("error", body, file=e.path, line=e.line,
+                                             col=e.column))
+            click.echo(github_annotation("notice", summary, title="segsync validate"))
         else:
             for e in errors:
                 click.echo(str(e))
@@ -310,3 +329,116 @@ def schema() -> None:
     from segsync.spec import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@cli.command()
+@dir_option
+@state_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: for a terminal (colour unless NO_COLOR is set); markdown: a pull-request "
+    "comment; json: for machines (formatVersion 1); github: workflow annotations.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also save the plan to FILE, for `segsync apply FILE` (refused once stale).",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Plan deletes for state entries whose spec is gone (unless protected).",
+)
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Also read the managed segments from Cargo (one list call per model; needs "
+    "CARGO_API_TOKEN): changes made outside segsync show as updates, deleted ones as recreate.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plan has changes (0: none, 1: error).",
+)
+@debug_option
+def plan(
+    directory: str,
+    state_path: str,
+    fmt: str,
+    out: str | None,
+    prune: bool,
+    refresh: bool,
+    detailed_exitcode: bool,
+    debug: bool,
+) -> int:
+    """Show what apply would change: specs compared with the state file.
+
+    Offline by default: no token, no network. Actions: create, update (old -> new per
+    field), replace (the model changed), delete (only with --prune), moved (a renamed file),
+    recreate (with --refresh: deleted outside segsync), and entries no longer managed,
+    which are left in place.
+
+    \b
+    Examples:
+      segsync plan
+      segsync plan --format markdown > plan.md
+      segsync plan --out plan.json --detailed-exitcode
+      segsync plan --refresh --prune
+    """
+    with errors_at_the_edge(debug):
+        from segsync.errors import ValidationFailed
+        from segsync.plan import make_plan
+        from segsync.planfile import write_plan_file
+        from segsync.render import RENDERERS, github_annotation
+        from segsync.spec import load_specs
+        from segsync.state import read_state
+
+        try:
+            specs = load_specs(directory)
+        except ValidationFailed as exc:
+            for e in exc.errors:
+                if fmt == "github":
+                    body = f"{e.field}: {e.message}" if e.field else e.message
+                    annotation = github_annotation(
+                        "error", body, file=e.path, line=e.line, col=e.column
+                    )
+                    click.echo(annotation)
+                else:
+                    click.echo(str(e), err=True)
+            raise
+        state = read_state(state_path)
+        remote = _remote_segments(state, debug) if refresh else None
+        the_plan = make_plan(specs, state, prune=prune, remote=remote)
+        color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(RENDERERS[fmt](the_plan, color=color), nl=False, color=color)
+        if out is not None:
+            write_plan_file(out, the_plan, state=state, specs=specs, prune=prune)
+            click.echo(f"Plan saved to {out}; apply it with `segsync apply {out}`.", err=True)
+        return 2 if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _remote_segments(state: Any, debug: bool) -> dict[str, dict[str, Any] | None]:
+    """State id -> the live segment, or None when it is gone: one list call per model."""
+    from segsync.client import CargoClient
+
+    by_model: dict[str, list[tuple[str, str]]] = {}
+    for spec_id, entry in state.segments.items():
+        if entry.uuid is not None and entry.model_uuid is not None:
+            by_model.setdefault(entry.model_uuid, []).append((spec_id, entry.uuid))
+    log = (lambda line: click.echo(line, err=True)) if debug else None
+    remote: dict[str, dict[str, Any] | None] = {}
+    with CargoClient(debug_log=log) as client:
+        for model_uuid in sorted(by_model):
+            live = {
+                s.get("uuid"): s
+                for s in client.list_segments(model_uuid, include_play=True)
+            }
+            for spec_id, uuid in by_model[model_uuid]:
+                remote[spec_id] = live.get(uuid)
+    return remote

@@ -1,24 +1,38 @@
-"""Read one YAML file into plain values, remembering the line and column of every key and value.
+"""Read one YAML file into plain values, and find the line and column of any key or value.
 
-Parsing uses PyYAML's C loader when available, but only to *compose* nodes: values are built here,
-with the rules of design.md instead of YAML 1.1's guesses. Dates stay strings, only ``true`` and
-``false`` are booleans, and a plain scalar is a number only when its text is a JSON number.
+PyYAML's C parser (pure-Python fallback) does the parsing, but with our own resolver instead of
+YAML 1.1's guesses (design.md): dates stay strings, only ``true`` and ``false`` are booleans,
+``null``/``~``/nothing is null, and a plain scalar is a number only when its text is a JSON
+number. Duplicate keys are errors, not "last one wins". Places are looked up in the node tree
+only when an error needs one, so loading costs no more than ``yaml.load``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
 
 from segsync.errors import SpecError
 
-try:
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+
+class PythonParser(Reader, Scanner, Parser, Composer):
+    """PyYAML's pure-Python parser, for installs without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+
 
 Path_ = tuple[str | int, ...]
 
@@ -27,40 +41,8 @@ _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
 _NULLS = frozenset({"null", "~", ""})
 
 
-@dataclass(frozen=True)
-class Mark:
-    """1-based line and column."""
-
-    line: int
-    column: int
-
-
-@dataclass
-class Document:
-    """A parsed file: its plain value and the marks of every key and value, by path."""
-
-    value: Any
-    value_marks: dict[Path_, Mark] = field(default_factory=dict)
-    key_marks: dict[Path_, Mark] = field(default_factory=dict)
-
-    def mark_of(self, path: Path_, *, key: bool = False) -> Mark:
-        """The mark of the value at ``path`` (or of its key), else of its nearest known ancestor."""
-        marks = self.key_marks if key else self.value_marks
-        if path in marks:
-            return marks[path]
-        while path:
-            path = path[:-1]
-            if path in self.value_marks:
-                return self.value_marks[path]
-        return self.value_marks.get((), Mark(1, 1))
-
-
-def _mark(node: yaml.Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
-
-
 def plain_scalar(text: str) -> Any:
-    """The value of an unquoted scalar: YAML 1.2-like, but stricter (design.md)."""
+    """The value of an unquoted scalar, by the rules above (used by the resolver too)."""
     if text in _NULLS:
         return None
     if text == "true":
@@ -74,50 +56,161 @@ def plain_scalar(text: str) -> Any:
     return text
 
 
-class _Builder:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.doc = Document(None)
-        self.errors: list[SpecError] = []
-        self._active: set[int] = set()
+class _Resolver(BaseResolver):
+    """Only the implicit types design.md allows; everything else plain is a string."""
 
-    def error(self, message: str, mark: Mark) -> None:
-        self.errors.append(SpecError(message, path=self.path, line=mark.line, column=mark.column))
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's own class table
 
-    def build(self, node: yaml.Node, where: Path_) -> Any:
-        self.doc.value_marks[where] = _mark(node)
-        if isinstance(node, yaml.ScalarNode):
-            if not node.style:  # None (pure-Python loader) or "" (C loader): a plain scalar
-                return plain_scalar(node.value)
-            return node.value
-        if id(node) in self._active:
-            self.error("recursive YAML alias", _mark(node))
-            return None
-        self._active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, (*where, i)) for i, item in enumerate(node.value)]
-            assert isinstance(node, yaml.MappingNode)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    self.error("a mapping key must be a plain string", _mark(key_node))
-                    continue
-                key = key_node.value
-                here = (*where, key)
-                if key in result:
-                    first = self.doc.key_marks[here]
-                    self.error(
-                        f"duplicate key '{key}' (first at line {first.line}, "
-                        f"column {first.column})",
-                        _mark(key_node),
-                    )
-                    continue
-                self.doc.key_marks[here] = _mark(key_node)
-                result[key] = self.build(value_node, here)
-            return result
-        finally:
-            self._active.discard(id(node))
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
+)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:null|~|)$"),
+                                ["n", "~", ""])
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^-?(?:0|[1-9][0-9]*)$"), list("-0123456789")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$"),
+    list("-0123456789"),
+)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+class _Constructor(SafeConstructor):
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        return plain_scalar(str(self.construct_scalar(node)))
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        value = plain_scalar(str(self.construct_scalar(node)))
+        return float(value) if isinstance(value, int) else value
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> Any:
+        return self.construct_scalar(node) == "true"
+
+    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
+        # Not a generator, unlike PyYAML's: a recursive alias is then an error, not a loop.
+        return self.construct_sequence(node, deep=True)
+
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
+        return self.construct_mapping(node, deep=True)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [k.value for k, _ in node.value]
+        if all(type(k) is str for k in keys) and len(set(keys)) == len(keys):
+            return super().construct_mapping(node, deep=deep)  # the usual case, checked fast
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                raise _DuplicateKey("a mapping key must be a plain string", key_node)
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                mark = _mark(first)
+                raise _DuplicateKey(
+                    f"duplicate key '{key_node.value}' (first at line {mark.line}, "
+                    f"column {mark.column})",
+                    key_node,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+for _tag, _method in (
+    ("int", _Constructor.construct_yaml_int),
+    ("float", _Constructor.construct_yaml_float),
+    ("bool", _Constructor.construct_yaml_bool),
+    ("seq", _Constructor.construct_yaml_seq),
+    ("map", _Constructor.construct_yaml_map),
+    ("timestamp", SafeConstructor.construct_yaml_str),
+):
+    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _method)  # type: ignore[type-var]
+
+
+class PythonLoader(PythonParser, _Constructor, _Resolver):
+    """Pure-Python loader with our rules."""
+
+    def __init__(self, stream: str) -> None:
+        PythonParser.__init__(self, stream)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+try:
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class CLoader(CParser, _Constructor, _Resolver):
+        """libyaml's parser with our rules."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _Constructor.__init__(self)
+            _Resolver.__init__(self)
+
+    _Loader: Any = CLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = PythonLoader
+
+
+@dataclass(frozen=True)
+class Mark:
+    """1-based line and column."""
+
+    line: int
+    column: int
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+@dataclass
+class Document:
+    """A parsed file: its plain value, and its node tree to find places in.
+
+    ``keep_marks`` remembers the places a later check may ask for and drops the node tree:
+    thousands of live node trees would make loading many files slow (garbage collection).
+    """
+
+    value: Any
+    root: yaml.Node | None = None
+    kept: dict[tuple[Path_, bool], Mark] | None = None
+
+    def keep_marks(self, wanted: list[tuple[Path_, bool]]) -> None:
+        self.kept = {(path, key): self.mark_of(path, key=key) for path, key in wanted}
+        self.root = None
+
+    def _node(self, path: Path_) -> tuple[yaml.Node | None, yaml.Node | None, int]:
+        """(key node, value node) at ``path``, or the deepest ancestor found and its depth."""
+        node, key_node = self.root, None
+        for depth, part in enumerate(path):
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == part:
+                        key_node, child = k, v
+                        break
+            elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+                  and 0 <= part < len(node.value)):
+                key_node, child = None, node.value[part]
+            if child is None:
+                return None, node, depth
+            node = child
+        return key_node, node, len(path)
+
+    def mark_of(self, path: Path_, *, key: bool = False) -> Mark:
+        """The place of the value at ``path`` (or of its key); else of its nearest ancestor."""
+        if self.kept is not None:
+            return self.kept.get((path, key), Mark(1, 1))
+        key_node, node, depth = self._node(path)
+        if depth == len(path) and key and key_node is not None:
+            return _mark(key_node)
+        return _mark(node) if node is not None else Mark(1, 1)
 
 
 def _utf8_error(data: bytes, exc: UnicodeDecodeError, path: str) -> SpecError:
@@ -138,6 +231,8 @@ def _yaml_error(exc: yaml.YAMLError, text: str, path: str) -> SpecError:
     context = getattr(exc, "context", None)
     if context == "expected a single document in the stream":
         problem = "several YAML documents in one file; keep one segment per file"
+    elif problem == "found unconstructable recursive node":
+        problem = "recursive YAML alias: an alias refers to a node that contains it"
     elif mark is not None and text[mark.index : mark.index + 1] == "\t":
         problem = "a tab character cannot indent YAML; indent with spaces"
     else:
@@ -156,25 +251,25 @@ def load_document(data: bytes, path: str) -> tuple[Document | None, list[SpecErr
     text = text.removeprefix("\ufeff")
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        root = loader.get_single_node()
+        if root is None:
+            message = "the file is empty; a spec needs at least 'name', 'model' and 'filter'"
+            return None, [SpecError(message, path=path, line=1, column=1)]
+        value = loader.construct_document(root)
+    except _DuplicateKey as exc:
+        mark = _mark(exc.node)
+        return None, [SpecError(exc.message, path=path, line=mark.line, column=mark.column)]
     except yaml.YAMLError as exc:
         return None, [_yaml_error(exc, text, path)]
+    except RecursionError:
+        return None, [SpecError("recursive YAML alias", path=path, line=1, column=1)]
     finally:
         loader.dispose()
-    if node is None:
-        return None, [SpecError("the file is empty; a spec needs at least 'name', 'model' and "
-                                "'filter'", path=path, line=1, column=1)]
-    builder = _Builder(path)
-    value = builder.build(node, ())
-    builder.doc.value = value
-    if not builder.errors and not isinstance(value, dict):
-        mark = builder.doc.mark_of(())
-        builder.error(
-            f"a spec must be a mapping of keys to values, not {describe(value)}", mark
-        )
-    if builder.errors:
-        return None, builder.errors
-    return builder.doc, []
+    if not isinstance(value, dict):
+        mark = _mark(root)
+        message = f"a spec must be a mapping of keys to values, not {describe(value)}"
+        return None, [SpecError(message, path=path, line=mark.line, column=mark.column)]
+    return Document(value, root), []
 
 
 def describe(value: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
 from segsync import load
 from segsync.load import Mark, load_document, plain_scalar
@@ -14,9 +13,9 @@ from segsync.load import Mark, load_document, plain_scalar
 @pytest.fixture(params=["c", "python"])
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "python":
-        monkeypatch.setattr(load, "_Loader", yaml.SafeLoader)
+        monkeypatch.setattr(load, "_Loader", load.PythonLoader)
     else:
-        assert load._Loader is yaml.CSafeLoader
+        assert load._Loader is load.CLoader
     return str(request.param)
 
 
@@ -56,11 +55,14 @@ def test_values_and_marks(loader: str) -> None:
     assert errors == []
     assert doc is not None
     assert doc.value == {"a": "2025-01-15", "b": ["yes", "yes", 3]}
-    assert doc.key_marks[("b",)] == Mark(2, 1)
-    assert doc.value_marks[("a",)] == Mark(1, 4)
-    assert doc.value_marks[("b", 2)] == Mark(5, 5)
+    assert doc.mark_of(("b",), key=True) == Mark(2, 1)
+    assert doc.mark_of(("a",)) == Mark(1, 4)
+    assert doc.mark_of(("b", 2)) == Mark(5, 5)
     # an unknown path falls back to its nearest ancestor
     assert doc.mark_of(("b", 2, "x")) == Mark(5, 5)
+    assert doc.mark_of(("b", 7)) == Mark(3, 3)
+    doc.keep_marks([(("a",), False)])
+    assert doc.root is None and doc.mark_of(("a",)) == Mark(1, 4)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +75,8 @@ def test_values_and_marks(loader: str) -> None:
         (b"a: 1\n---\na: 2\n",
          "f.yaml:2:1: several YAML documents in one file; keep one segment per file"),
         (b"a: \xff\n", "f.yaml:1:4: file is not valid UTF-8 (byte 0xff); save it as UTF-8"),
-        (b"x: &a [*a]\n", "f.yaml:1:4: recursive YAML alias"),
+        (b"x: &a [*a]\n",
+         "f.yaml:1:4: recursive YAML alias: an alias refers to a node that contains it"),
         (b"? [a]\n: 1\n", "f.yaml:1:3: a mapping key must be a plain string"),
     ],
 )
