@@ -393,14 +393,15 @@ def plan(
     """
     with errors_at_the_edge(debug):
         from segsync.errors import ValidationFailed
-        from segsync.plan import make_plan
+        from segsync.plan import known_specs, make_plan
         from segsync.planfile import write_plan_file
         from segsync.render import RENDERERS, github_annotation
         from segsync.spec import load_specs
         from segsync.state import read_state
 
+        state = read_state(state_path)
         try:
-            specs = load_specs(directory)
+            specs = load_specs(directory, known=known_specs(state, directory))
         except ValidationFailed as exc:
             for e in exc.errors:
                 if fmt == "github":
@@ -412,7 +413,6 @@ def plan(
                 else:
                     click.echo(str(e), err=True)
             raise
-        state = read_state(state_path)
         remote = _remote_segments(state, debug) if refresh else None
         the_plan = make_plan(specs, state, prune=prune, remote=remote)
         color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")

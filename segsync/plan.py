@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -575,3 +576,42 @@ def _diff_lists(out: list[FieldChange], path: str, old: list[Any], new: list[Any
             out.append(FieldChange(f"{path}[{i}]", old[i], ABSENT))
         for j in range(j1 + common, j2):
             out.append(FieldChange(f"{path}[{j}]", ABSENT, new[j]))
+
+
+def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec]]:
+    """The specs the state recorded at the last apply, by file, for ``load_specs(known=...)``.
+
+    An entry knows its spec fully when it holds the file's sha256 and what was applied from
+    it, with nothing under way (no intent, no pending delete). A file with those bytes makes
+    that same spec again, so it need not be parsed to be planned.
+    """
+    from segsync.spec import UUID4_PATTERN, LoadedSpec
+
+    uuid4 = re.compile(UUID4_PATTERN)
+    from pathlib import Path
+
+    base = Path(directory).as_posix()
+    prefix = "" if base == "." else base + "/"
+    known: dict[str, tuple[str, LoadedSpec]] = {}
+    for spec_id, entry in state.segments.items():
+        if (
+            entry.uuid is None or entry.file is None or entry.file_sha256 is None
+            or entry.applied is None or entry.digest is None or entry.intent is not None
+            or entry.pending_delete is not None or not entry.file.startswith(prefix)
+        ):
+            continue
+        default_id = entry.file[len(prefix):].rsplit(".", 1)[0]
+        is_uuid = uuid4.match(entry.model) is not None
+        known[entry.file] = (entry.file_sha256, LoadedSpec(
+            id=spec_id,
+            explicit_id=spec_id != default_id,
+            file=entry.file,
+            model=None if is_uuid else entry.model,
+            model_uuid=entry.model if is_uuid else None,
+            managed=entry.applied,
+            digest=entry.digest,
+            refs=tuple(sorted(entry.refs)),
+            protect=entry.protect,
+            file_sha256=entry.file_sha256,
+        ))
+    return known

@@ -74,7 +74,7 @@ def connect(emu: Emulator, token: str | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=emu.url,
         headers={"Authorization": f"Bearer {token or emu.token}"},
-        timeout=10,
+        timeout=30,
         verify=False,  # plain HTTP on loopback; skips loading CA certificates per client
     )
 

@@ -22,7 +22,7 @@ MATCH_ALL = {"conjonction": "and", "groups": []}
 
 def connect(proc: EmulatorProcess, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token or proc.token}"}
-    return httpx.Client(base_url=proc.url, headers=headers, timeout=10, verify=False)
+    return httpx.Client(base_url=proc.url, headers=headers, timeout=30, verify=False)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -20,12 +20,13 @@ Factory = Callable[..., Emulator]
 MATCH_ALL = {"conjonction": "and", "groups": []}
 
 
-def connect(emu: Emulator, token: str | None = None) -> httpx.Client:
+def connect(emu: Emulator, token: str | None = None, **options: Any) -> httpx.Client:
     return httpx.Client(
         base_url=emu.url,
         headers={"Authorization": f"Bearer {token or emu.token}"},
-        timeout=10,
+        timeout=30,
         verify=False,
+        **options,
     )
 
 
@@ -185,8 +186,7 @@ def test_parallel_creates_and_updates_keep_the_store_consistent(
     emu = emulator_factory(fixtures=False)
     model = companies(emu)
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-    with connect(emu) as api, ThreadPoolExecutor(max_workers=16) as pool:
-        api._transport = httpx.HTTPTransport(limits=limits)
+    with connect(emu, limits=limits) as api, ThreadPoolExecutor(max_workers=16) as pool:
 
         def make(i: int) -> dict[str, Any]:
             body = {"name": "Same name", "modelUuid": model, "filter": MATCH_ALL, "limit": i + 1}

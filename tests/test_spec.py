@@ -252,3 +252,50 @@ def test_every_kind_and_operator_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "all.yaml").write_text(json.dumps(spec))  # JSON is YAML
     (loaded,) = load_specs(tmp_path)
     assert len(loaded.managed["filter"]["groups"][0]["conditions"]) == len(conds) == 57
+
+
+def test_known_files_are_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from segsync import spec as spec_module
+
+    shutil.copytree(EXAMPLES, tmp_path / "segments")
+    monkeypatch.chdir(tmp_path)
+    specs = load_specs("segments")
+    known = {s.file: (s.file_sha256, s) for s in specs}
+    changed = tmp_path / "segments" / "sales" / "icp.yaml"
+    changed.write_text(changed.read_text().replace("lastValue: 5000", "lastValue: 6000"))
+    parsed: list[str] = []
+    real = spec_module.parse_spec
+
+    def counting(data: bytes, file: str, default: str) -> object:
+        parsed.append(file)
+        return real(data, file, default)
+
+    monkeypatch.setattr(spec_module, "parse_spec", counting)
+    again = load_specs("segments", known=known)
+    assert parsed == ["segments/sales/icp.yaml"]
+    assert [s.id for s in again] == [s.id for s in specs]
+    icp = next(s for s in again if s.id == "sales/icp")
+    assert icp.file_sha256 == hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert icp.digest != next(s for s in specs if s.id == "sales/icp").digest
+    assert [s for s in again if s.id != "sales/icp"] == [s for s in specs if s.id != "sales/icp"]
+
+
+def test_known_files_still_get_cross_file_checks_with_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "segments")
+    monkeypatch.chdir(tmp_path)
+    known = {s.file: (s.file_sha256, s) for s in load_specs("segments")}
+    (tmp_path / "segments" / "sales" / "icp.yaml").unlink()  # still referenced by two specs
+    with pytest.raises(ValidationFailed) as info:
+        load_specs("segments", known=known)
+    assert [str(e) for e in info.value.errors] == [
+        "segments/sales/enterprise-eu.yaml:12:20: filter.groups[0].conditions[0].segment: "
+        "unknown spec id 'sales/icp'",
+        "segments/sales/young-startups.yaml:20:20: filter.groups[0].conditions[2].segment: "
+        "unknown spec id 'sales/icp'",
+    ]
