@@ -302,6 +302,31 @@ def _text_action(action: Action, style: Callable[..., str]) -> list[str]:
         f"      {_visible(c.field)}: {show_value(c.old)} → {show_value(c.new)}"
         for c in action.changes
     ]
+    if action.kind in ("create", "recreate", "replace") and action.spec is not None:
+        lines += _text_managed(action.spec.model_ref, action.spec.managed)
+    return lines
+
+
+def _text_managed(model: str, managed: Mapping[str, Any]) -> list[str]:
+    """What a new segment will hold, as Terraform shows the attributes of a resource."""
+    lines = [f"      model: {_visible(model)}"]
+    flt = managed.get("filter")
+    if isinstance(flt, Mapping):
+        lines.append("      filter:")
+        lines += [f"        {'  ' * depth}{text}" for depth, text in describe_filter(flt, _visible)]
+    sort = managed.get("sort")
+    if isinstance(sort, list) and sort:
+        order = ", ".join(
+            f"{_visible(_scalar(s.get('columnSlug')))} {_visible(_scalar(s.get('kind')))}"
+            for s in sort
+            if isinstance(s, Mapping)
+        )
+        lines.append(f"      sort: {order}")
+    if "limit" in managed:
+        lines.append(f"      limit: {_visible(_scalar(managed['limit']))}")
+    tracking = managed.get("trackingColumnSlugs")
+    if tracking:
+        lines.append(f"      trackingColumnSlugs: {_visible(_scalar(tracking))}")
     return lines
 
 

@@ -362,6 +362,10 @@ def test_refresh_reports_drift_and_deleted_segments(
         "\n"
         ' +! marketing/news  "Newsletter"  (segments/marketing/news.yaml)\n'
         "      # deleted outside segsync\n"
+        "      model: contacts\n"
+        "      filter:\n"
+        "        all of:\n"
+        "          is_subscribed is true\n"
         '  ~ sales/icp  "ICP accounts"  (segments/sales/icp.yaml)\n'
         "      # drift: changed outside segsync\n"
         "      limit: 999 → 100\n"
