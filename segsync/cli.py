@@ -442,3 +442,166 @@ def _remote_segments(state: Any, debug: bool) -> dict[str, dict[str, Any] | None
             for spec_id, uuid in by_model[model_uuid]:
                 remote[spec_id] = live.get(uuid)
     return remote
+
+
+@cli.command()
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@dir_option
+@state_option
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Apply without asking for confirmation (needed without a terminal, as in CI).",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many independent actions run at the same time.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete the segments whose spec is gone (never those marked protect: true).",
+)
+@click.option(
+    "--allow-replace",
+    is_flag=True,
+    help="Allow replacing segments whose model changed: delete and create again (new UUID).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow deleting and replacing more than 30% of the managed segments at once "
+    "(checked when 10 or more are managed).",
+)
+@debug_option
+def apply(
+    planfile: str | None,
+    directory: str,
+    state_path: str,
+    auto_approve: bool,
+    parallelism: int,
+    prune: bool,
+    allow_replace: bool,
+    force: bool,
+    debug: bool,
+) -> int:
+    """Make Cargo match the specs: create, update, replace and delete segments.
+
+    Reads the specs, locks the state file, names the target workspace, reads the managed
+    segments from Cargo (one list call per model), shows the plan and asks for confirmation
+    on a terminal. Every result is written to the state file before it is reported, so an
+    interrupted or failed apply can simply be run again. With PLANFILE (from
+    `segsync plan --out`), applies exactly that plan and refuses it once stale.
+
+    \b
+    Examples:
+      segsync apply
+      segsync apply --auto-approve --parallelism 8
+      segsync plan --out plan.json && segsync apply plan.json
+    """
+    with errors_at_the_edge(debug):
+        return _apply(
+            planfile, directory, state_path, auto_approve=auto_approve,
+            parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
+            debug=debug,
+        )
+
+
+def _apply(
+    planfile: str | None,
+    directory: str,
+    state_path: str,
+    *,
+    auto_approve: bool,
+    parallelism: int,
+    prune: bool,
+    allow_replace: bool,
+    force: bool,
+    debug: bool,
+) -> int:
+    from segsync import apply as applying
+    from segsync.client import CargoClient
+    from segsync.errors import ApplyError, ConfigError, ValidationFailed
+    from segsync.planfile import check_fresh, read_plan_file
+    from segsync.render import render_text
+    from segsync.spec import load_specs
+    from segsync.state import StateLock, StateStore, read_state
+
+    if not auto_approve and not _stdin_is_terminal():
+        raise ConfigError(
+            "apply asks for confirmation, but there is no terminal to ask on; pass "
+            "--auto-approve to apply without asking (as in CI)"
+        )
+    try:
+        specs = load_specs(directory)
+    except ValidationFailed as exc:
+        for e in exc.errors:
+            click.echo(str(e), err=True)
+        raise
+    with StateLock(state_path, command="segsync apply"):
+        state = read_state(state_path)
+        saved = None
+        if planfile is not None:
+            saved = read_plan_file(planfile)
+            check_fresh(saved, state, specs)
+            if prune and not saved.prune:
+                raise ConfigError(
+                    f"{planfile} was planned without --prune; plan again with --prune"
+                )
+            prune = saved.prune
+        log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
+        with CargoClient(debug_log=log) as client:
+            workspace = applying.target_workspace(client, state, specs=specs)
+            click.echo(f"Target workspace: {applying.describe_workspace(workspace)}")
+            prepared = applying.prepare(
+                client, specs, state, workspace_uuid=str(workspace["uuid"]), prune=prune,
+                saved=saved, parallelism=parallelism,
+            )
+            color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+            click.echo(render_text(prepared.plan, color=color), nl=False, color=color)
+            for note in prepared.notes:
+                click.echo(f"note: {note}")
+            applying.check_safety(prepared, allow_replace=allow_replace, force=force)
+            if not prepared.plan.has_changes:
+                return 0
+            if not auto_approve and not click.confirm("Apply these changes?", default=False):
+                raise ConfigError("apply cancelled; nothing was changed")
+            store = StateStore(state_path, state)
+            total = len(prepared.plan.changes())
+            bar = (
+                click.progressbar(length=total, label="Applying", file=sys.stderr)
+                if sys.stderr.isatty()
+                else None
+            )
+
+            def on_result(result: applying.ActionResult, done: int, tasks: int) -> None:
+                if bar is not None:
+                    click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
+                click.echo(applying.describe_result(result))
+                for warning in result.warnings:
+                    click.echo(f"    ! {warning}")
+                if bar is not None:
+                    bar.length = tasks
+                    bar.update(1)
+
+            try:
+                report = applying.execute(
+                    prepared, client, store, parallelism=parallelism, on_result=on_result
+                )
+            finally:
+                if bar is not None:
+                    bar.render_finish()
+        click.echo(report.summary_line())
+        if report.failures:
+            for spec_id, message in report.failures:
+                click.echo(f"error: {spec_id}: {message}", err=True)
+            click.echo(
+                f"The state file {state_path} records everything that succeeded; fix the "
+                "causes above and run `segsync apply` again to finish.",
+                err=True,
+            )
+            raise ApplyError(report.failures)
+        return 0

@@ -136,3 +136,20 @@ def test_version_from_a_real_process() -> None:
         capture_output=True, text=True, check=True,
     )
     assert modules.stdout.strip() == ""
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    import click
+
+    readme = (ROOT / "README.md").read_text()
+    names: list[str] = []
+    for name in cli.list_commands(click.Context(cli)):
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None and command.help, name
+        if isinstance(command, click.Group):
+            names += [f"{name} {sub}" for sub in command.commands]
+        else:
+            names.append(name)
+    assert "apply" in names and "state unlock" in names
+    missing = [n for n in names if f"segsync {n}" not in readme]
+    assert missing == []

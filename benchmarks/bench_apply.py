@@ -1,0 +1,139 @@
+"""`segsync apply` of 500 creates against the emulator at 100 ms latency, parallelism 8.
+
+design.md target: at most 1.15 x the ideal 500 x 0.1 s / 8 = 6.25 s. The emulator runs as its
+own process (as a user runs it) and `segsync apply --auto-approve` as another; the figure is
+the wall time of the whole command, start-up, workspace check, model lookup and listing
+included. The time between the first and the last result line (the execution alone) is shown
+too, and, for scale, the same creates sent by bare client threads with no state, plan or
+checks (what this machine and the emulator allow at best).
+
+Usage: python benchmarks/bench_apply.py [--specs 500] [--latency-ms 100] [--parallelism 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from segsync.client import CargoClient
+from segsync.emulator.launcher import launch_emulator
+
+TOKEN = "bench-apply-token"
+
+SPEC = """\
+name: Bench segment {i:04d}
+model: companies
+filter:
+  conjonction: and
+  groups:
+    - conjonction: and
+      conditions:
+        - kind: number
+          columnSlug: employee_count
+          operator: greaterThan
+          value: {i}
+        - kind: string
+          columnSlug: country
+          operator: is
+          values: [FR, DE]
+sort:
+  - columnSlug: arr
+    kind: desc
+limit: {limit}
+"""
+
+
+def bare_creates(specs: int, latency_ms: int, parallelism: int) -> float:
+    """Wall time of ``specs`` creates sent by ``parallelism`` threads of one client."""
+    emulator = launch_emulator("--no-fixtures", "--latency-ms", str(latency_ms), token=TOKEN)
+    try:
+        with CargoClient(emulator.url, TOKEN) as client:
+            model = client.resolve_model("companies")["uuid"]
+            flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
+                {"kind": "string", "columnSlug": "country", "operator": "is", "values": ["FR"]}
+            ]}]}
+
+            def create(i: int) -> None:
+                client.create_segment({"name": f"Bare {i}", "modelUuid": model, "filter": flt})
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=parallelism) as pool:
+                list(pool.map(create, range(specs)))
+            return time.perf_counter() - start
+    finally:
+        emulator.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", type=int, default=500)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--parallelism", type=int, default=8)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="segsync-bench-apply-") as tmp:
+        root = Path(tmp)
+        specs = root / "segments" / "bench"
+        specs.mkdir(parents=True)
+        for i in range(args.specs):
+            (specs / f"s{i:04d}.yaml").write_text(SPEC.format(i=i, limit=100 + i))
+        emulator = launch_emulator(
+            "--no-fixtures", "--latency-ms", str(args.latency_ms), token=TOKEN
+        )
+        try:
+            env = dict(os.environ, CARGO_API_URL=emulator.url, CARGO_API_TOKEN=TOKEN)
+            command = [
+                sys.executable,
+                "-m",
+                "segsync",
+                "apply",
+                "--auto-approve",
+                "--parallelism",
+                str(args.parallelism),
+            ]
+            start = time.perf_counter()
+            first = last = None
+            with subprocess.Popen(
+                command,
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as proc:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if line.startswith("+ bench/"):
+                        last = time.perf_counter()
+                        first = first or last
+                stderr = proc.stderr.read() if proc.stderr else ""
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                sys.exit(f"apply failed ({proc.returncode}): {stderr}")
+        finally:
+            emulator.stop()
+        state = json.loads((root / "segsync.state.json").read_text())
+        created = sum(1 for e in state["segments"].values() if e.get("uuid"))
+
+    floor = bare_creates(args.specs, args.latency_ms, args.parallelism)
+    ideal = args.specs * args.latency_ms / 1000 / args.parallelism
+    print(f"specs: {args.specs}, latency: {args.latency_ms} ms, parallelism: {args.parallelism}")
+    print(f"segments recorded in the state: {created}")
+    print(f"ideal (specs x latency / parallelism): {ideal:.2f} s")
+    print(f"apply, whole command:                  {wall:.2f} s")
+    if first is not None and last is not None:
+        print(f"first to last result line:             {last - first:.2f} s"
+              f"  (ratio {(last - first) / ideal:.3f})")
+    print(f"bare client threads, same creates:     {floor:.2f} s  (ratio {floor / ideal:.3f})")
+    print(f"ratio: {wall / ideal:.3f} (target <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()
