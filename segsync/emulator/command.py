@@ -78,7 +78,8 @@ RATE = click.FloatRange(0.0, 1.0)
     default=0,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Delay every authenticated request by this many milliseconds.",
+    help="Answer every authenticated request after at least this many milliseconds "
+    "(the emulator's own work included), like a network round trip.",
 )
 @click.option(
     "--fail-5xx",

@@ -343,9 +343,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(401, None)
             return
         draw = emulator.faults.draw()
-        latency = emulator.faults.config.latency_ms
-        if latency:
-            time.sleep(latency / 1000)
+        # --latency-ms is the time each answer takes at least, like a network round trip plus
+        # the server's work: the emulator's own processing happens within it, not on top.
+        answer_at = time.monotonic() + emulator.faults.config.latency_ms / 1000
         if draw.status == 429:
             retry = (
                 {}
@@ -353,6 +353,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 else {"Retry-After": str(emulator.faults.config.retry_after)}
             )
             emulator.log_line(self.command, self.path, 429, "injected")
+            _sleep_until(answer_at)
             self._send(429, None, retry)
             return
         if draw.status == 502:
@@ -363,10 +364,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             }[draw.variant]
             kind = {"json": "application/json", "html": "text/html"}.get(draw.variant)
             emulator.log_line(self.command, self.path, 502, "injected")
+            _sleep_until(answer_at)
             self._send_raw(502, raw, kind)
             return
         headers = {key.lower(): value for key, value in self.headers.items()}
         response = emulator.dispatch(self.command, self.path, headers, body)
+        _sleep_until(answer_at)
         if response.write and response.status == 200:
             emulator.faults.record_write()
             if draw.drop:
@@ -406,6 +409,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------- emulator
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 class Emulator:
