@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
 
 from segsync import __version__
+
+if TYPE_CHECKING:
+    from segsync.client import CargoClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -522,86 +525,112 @@ def _apply(
     force: bool,
     debug: bool,
 ) -> int:
-    from segsync import apply as applying
     from segsync.client import CargoClient
-    from segsync.errors import ApplyError, ConfigError, ValidationFailed
-    from segsync.planfile import check_fresh, read_plan_file
-    from segsync.render import render_text
-    from segsync.spec import load_specs
-    from segsync.state import StateLock, StateStore, read_state
+    from segsync.errors import ConfigError
 
     if not auto_approve and not _stdin_is_terminal():
         raise ConfigError(
             "apply asks for confirmation, but there is no terminal to ask on; pass "
             "--auto-approve to apply without asking (as in CI)"
         )
+    from segsync.state import StateLock
+
+    log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
+    with StateLock(state_path, command="segsync apply"):
+        client = CargoClient(debug_log=log)
+        # The workspace and the model catalog are read while the specs load.
+        client.prefetch()
+        with client:
+            return _apply_with(
+                client, planfile, directory, state_path, auto_approve=auto_approve,
+                parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
+            )
+
+
+def _apply_with(
+    client: CargoClient,
+    planfile: str | None,
+    directory: str,
+    state_path: str,
+    *,
+    auto_approve: bool,
+    parallelism: int,
+    prune: bool,
+    allow_replace: bool,
+    force: bool,
+) -> int:
+    from segsync import apply as applying
+    from segsync.errors import ApplyError, ConfigError, ValidationFailed
+    from segsync.plan import known_specs
+    from segsync.planfile import check_fresh, read_plan_file
+    from segsync.render import render_text
+    from segsync.spec import load_specs
+    from segsync.state import StateStore, read_state
+
+    state = read_state(state_path)
     try:
-        specs = load_specs(directory)
+        specs = load_specs(directory, known=known_specs(state, directory))
     except ValidationFailed as exc:
         for e in exc.errors:
             click.echo(str(e), err=True)
         raise
-    with StateLock(state_path, command="segsync apply"):
-        state = read_state(state_path)
-        saved = None
-        if planfile is not None:
-            saved = read_plan_file(planfile)
-            check_fresh(saved, state, specs)
-            if prune and not saved.prune:
-                raise ConfigError(
-                    f"{planfile} was planned without --prune; plan again with --prune"
-                )
-            prune = saved.prune
-        log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
-        with CargoClient(debug_log=log) as client:
-            workspace = applying.target_workspace(client, state, specs=specs)
-            click.echo(f"Target workspace: {applying.describe_workspace(workspace)}")
-            prepared = applying.prepare(
-                client, specs, state, workspace_uuid=str(workspace["uuid"]), prune=prune,
-                saved=saved, parallelism=parallelism,
+    saved = None
+    if planfile is not None:
+        saved = read_plan_file(planfile)
+        check_fresh(saved, state, specs)
+        if prune and not saved.prune:
+            raise ConfigError(
+                f"{planfile} was planned without --prune; plan again with --prune"
             )
-            color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-            click.echo(render_text(prepared.plan, color=color), nl=False, color=color)
-            for note in prepared.notes:
-                click.echo(f"note: {note}")
-            applying.check_safety(prepared, allow_replace=allow_replace, force=force)
-            if not prepared.plan.has_changes:
-                return 0
-            if not auto_approve and not click.confirm("Apply these changes?", default=False):
-                raise ConfigError("apply cancelled; nothing was changed")
-            store = StateStore(state_path, state)
-            total = len(prepared.plan.changes())
-            bar = (
-                click.progressbar(length=total, label="Applying", file=sys.stderr)
-                if sys.stderr.isatty()
-                else None
-            )
-
-            def on_result(result: applying.ActionResult, done: int, tasks: int) -> None:
-                if bar is not None:
-                    click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
-                click.echo(applying.describe_result(result))
-                for warning in result.warnings:
-                    click.echo(f"    ! {warning}")
-                if bar is not None:
-                    bar.length = tasks
-                    bar.update(1)
-
-            try:
-                report = applying.execute(
-                    prepared, client, store, parallelism=parallelism, on_result=on_result
-                )
-            finally:
-                if bar is not None:
-                    bar.render_finish()
-        click.echo(report.summary_line())
-        if report.failures:
-            for spec_id, message in report.failures:
-                click.echo(f"error: {spec_id}: {message}", err=True)
-            click.echo(
-                f"The state file {state_path} records everything that succeeded; fix the "
-                "causes above and run `segsync apply` again to finish.",
-                err=True,
-            )
-            raise ApplyError(report.failures)
+        prune = saved.prune
+    workspace = applying.target_workspace(client, state, specs=specs)
+    click.echo(f"Target workspace: {applying.describe_workspace(workspace)}")
+    prepared = applying.prepare(
+        client, specs, state, workspace_uuid=str(workspace["uuid"]), prune=prune,
+        saved=saved, parallelism=parallelism,
+    )
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    click.echo(render_text(prepared.plan, color=color), nl=False, color=color)
+    for note in prepared.notes:
+        click.echo(f"note: {note}")
+    applying.check_safety(prepared, allow_replace=allow_replace, force=force)
+    if not prepared.plan.has_changes:
         return 0
+    if not auto_approve and not click.confirm("Apply these changes?", default=False):
+        raise ConfigError("apply cancelled; nothing was changed")
+    store = StateStore(state_path, state)
+    total = len(prepared.plan.changes())
+    bar = (
+        click.progressbar(length=total, label="Applying", file=sys.stderr)
+        if sys.stderr.isatty()
+        else None
+    )
+
+    def on_result(result: applying.ActionResult, done: int, tasks: int) -> None:
+        if bar is not None:
+            click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
+        click.echo(applying.describe_result(result))
+        for warning in result.warnings:
+            click.echo(f"    ! {warning}")
+        if bar is not None:
+            bar.length = tasks
+            bar.update(1)
+
+    try:
+        report = applying.execute(
+            prepared, client, store, parallelism=parallelism, on_result=on_result
+        )
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    click.echo(report.summary_line())
+    if report.failures:
+        for spec_id, message in report.failures:
+            click.echo(f"error: {spec_id}: {message}", err=True)
+        click.echo(
+            f"The state file {state_path} records everything that succeeded; fix the "
+            "causes above and run `segsync apply` again to finish.",
+            err=True,
+        )
+        raise ApplyError(report.failures)
+    return 0

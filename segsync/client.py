@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timezone
 from typing import Any
 
@@ -212,6 +213,7 @@ class CargoClient:
         self._not_before = -math.inf
         self._catalog_lock = threading.Lock()
         self._catalog: tuple[list[Payload], list[Payload]] | None = None
+        self._prefetched: dict[str, Future[Any]] = {}
 
     def __repr__(self) -> str:
         return f"CargoClient(base_url={self.base_url!r})"
@@ -225,10 +227,35 @@ class CargoClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def prefetch(self) -> None:
+        """Start reading the current workspace, datasets and models in the background.
+
+        apply needs all three before anything else and they do not depend on each other, so
+        they are read at once while the specs load; :meth:`current_workspace` and the model
+        lookups then use these answers (or raise their errors).
+        """
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="segsync-prefetch")
+        self._prefetched = {
+            "workspace": pool.submit(self._read_workspace),
+            "datasets": pool.submit(self.list_datasets),
+            "models": pool.submit(self.list_models),
+        }
+        pool.shutdown(wait=False)
+
+    def _take(self, name: str) -> Future[Any] | None:
+        return self._prefetched.pop(name, None)
+
     # -- endpoints ---------------------------------------------------------------------------
 
     def current_workspace(self) -> Payload:
         """``GET /workspaceManagement/workspaces/current`` → the workspace object."""
+        future = self._take("workspace")
+        if future is not None:
+            result: Payload = future.result()
+            return result
+        return self._read_workspace()
+
+    def _read_workspace(self) -> Payload:
         action = "reading the current workspace"
         response = self._call("GET", "/workspaceManagement/workspaces/current", action)
         return self._object(self._json(response, action), "workspace", action)
@@ -402,7 +429,11 @@ class CargoClient:
     def _load_catalog(self) -> tuple[list[Payload], list[Payload]]:
         with self._catalog_lock:
             if self._catalog is None:
-                self._catalog = (self.list_datasets(), self.list_models())
+                datasets, models = self._take("datasets"), self._take("models")
+                self._catalog = (
+                    datasets.result() if datasets is not None else self.list_datasets(),
+                    models.result() if models is not None else self.list_models(),
+                )
             return self._catalog
 
     # -- transport, retries, errors ----------------------------------------------------------

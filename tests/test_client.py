@@ -1032,3 +1032,35 @@ def test_the_token_never_appears_in_errors_or_logs(make: Callable[..., Harness])
     leaks = [text for text in captured if TOKEN in text]
     assert leaks == []
     assert any("***" in text for text in captured)
+
+
+def test_prefetch_reads_workspace_and_catalog_once_in_the_background(
+    make: Callable[..., Harness],
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/workspaces/current"):
+            return ok({"workspace": {"uuid": "w-1", "name": "Demo"}})
+        return catalog(request)
+
+    h = make(handler)
+    h.client.prefetch()
+    assert h.client.current_workspace() == {"uuid": "w-1", "name": "Demo"}
+    assert h.client.resolve_model("companies")["uuid"] == MODEL
+    assert sorted(h.paths) == [
+        "GET /v1/storage/datasets/list",
+        "GET /v1/storage/models/list",
+        "GET /v1/workspaceManagement/workspaces/current",
+    ]
+    # once taken, later calls ask Cargo again (a prefetched answer is used once)
+    h.client.current_workspace()
+    assert len(h.paths) == 4
+
+
+def test_prefetch_errors_surface_where_the_answer_is_used(make: Callable[..., Harness]) -> None:
+    h = make(lambda request: err(401))
+    h.client.prefetch()
+    with pytest.raises(ApiError) as info:
+        h.client.current_workspace()
+    assert info.value.status == 401
+    with pytest.raises(ApiError):
+        h.client.resolve_model("companies")
