@@ -506,45 +506,25 @@ def apply(
       segsync plan --out plan.json && segsync apply plan.json
     """
     with errors_at_the_edge(debug):
-        return _apply(
-            planfile, directory, state_path, auto_approve=auto_approve,
-            parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
-            debug=debug,
-        )
+        from segsync.client import CargoClient
+        from segsync.errors import ConfigError
+        from segsync.state import StateLock
 
-
-def _apply(
-    planfile: str | None,
-    directory: str,
-    state_path: str,
-    *,
-    auto_approve: bool,
-    parallelism: int,
-    prune: bool,
-    allow_replace: bool,
-    force: bool,
-    debug: bool,
-) -> int:
-    from segsync.client import CargoClient
-    from segsync.errors import ConfigError
-
-    if not auto_approve and not _stdin_is_terminal():
-        raise ConfigError(
-            "apply asks for confirmation, but there is no terminal to ask on; pass "
-            "--auto-approve to apply without asking (as in CI)"
-        )
-    from segsync.state import StateLock
-
-    log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
-    with StateLock(state_path, command="segsync apply"):
-        client = CargoClient(debug_log=log)
-        # The workspace and the model catalog are read while the specs load.
-        client.prefetch()
-        with client:
-            return _apply_with(
-                client, planfile, directory, state_path, auto_approve=auto_approve,
-                parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
+        if not auto_approve and not _stdin_is_terminal():
+            raise ConfigError(
+                "apply asks for confirmation, but there is no terminal to ask on; pass "
+                "--auto-approve to apply without asking (as in CI)"
             )
+        log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
+        with StateLock(state_path, command="segsync apply"):
+            client = CargoClient(debug_log=log)
+            # The workspace and the model catalog are read while the specs load.
+            client.prefetch()
+            with client:
+                return _apply_with(
+                    client, planfile, directory, state_path, auto_approve=auto_approve,
+                    parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
+                )
 
 
 def _apply_with(

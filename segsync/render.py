@@ -314,20 +314,27 @@ def _text_managed(model: str, managed: Mapping[str, Any]) -> list[str]:
     if isinstance(flt, Mapping):
         lines.append("      filter:")
         lines += [f"        {'  ' * depth}{text}" for depth, text in describe_filter(flt, _visible)]
+    lines += [f"      {key}: {value}" for key, _, value in describe_options(managed, _visible)]
+    return lines
+
+
+def describe_options(managed: Mapping[str, Any], esc: Escape) -> list[tuple[str, str, str]]:
+    """``(key, label, escaped value)`` for the sort, limit and tracking columns that are set."""
+    out: list[tuple[str, str, str]] = []
     sort = managed.get("sort")
     if isinstance(sort, list) and sort:
         order = ", ".join(
-            f"{_visible(_scalar(s.get('columnSlug')))} {_visible(_scalar(s.get('kind')))}"
+            f"{esc(_scalar(s.get('columnSlug')))} {esc(_scalar(s.get('kind')))}"
             for s in sort
             if isinstance(s, Mapping)
         )
-        lines.append(f"      sort: {order}")
+        out.append(("sort", "Sort", order))
     if "limit" in managed:
-        lines.append(f"      limit: {_visible(_scalar(managed['limit']))}")
+        out.append(("limit", "Limit", esc(_scalar(managed["limit"]))))
     tracking = managed.get("trackingColumnSlugs")
     if tracking:
-        lines.append(f"      trackingColumnSlugs: {_visible(_scalar(tracking))}")
-    return lines
+        out.append(("trackingColumnSlugs", "Tracking columns", esc(_scalar(tracking))))
+    return out
 
 
 # --- json -------------------------------------------------------------------------------
@@ -639,20 +646,7 @@ def _md_managed(managed: Mapping[str, Any]) -> list[str]:
     flt = managed.get("filter")
     if isinstance(flt, Mapping):
         lines += [f"{'  ' * depth}- {text}" for depth, text in describe_filter(flt, _md_value)]
-    extras: list[str] = []
-    sort = managed.get("sort")
-    if isinstance(sort, list) and sort:
-        order = ", ".join(
-            f"{_md_value(_scalar(s.get('columnSlug')))} {_md_value(_scalar(s.get('kind')))}"
-            for s in sort
-            if isinstance(s, Mapping)
-        )
-        extras.append(f"- Sort: {order}")
-    if "limit" in managed:
-        extras.append(f"- Limit: {_md_value(_scalar(managed['limit']))}")
-    tracking = managed.get("trackingColumnSlugs")
-    if tracking:
-        extras.append(f"- Tracking columns: {_md_value(_scalar(tracking))}")
+    extras = [f"- {label}: {value}" for _, label, value in describe_options(managed, _md_value)]
     if extras:
         lines += ["", *extras]
     return lines

@@ -23,7 +23,7 @@ from typing import Any
 
 from segsync.emulator.data import FIXTURE_TIME, Catalog
 from segsync.emulator.evaluate import select
-from segsync.emulator.validate import MODEL_NOT_FOUND, BodyChecker, Op
+from segsync.emulator.validate import MODEL_NOT_FOUND, SEGMENT_KEYS, BodyChecker, Op
 from segsync.errors import ConfigError
 
 DATA_FORMAT = "segsync-emulator-data"
@@ -33,26 +33,6 @@ DEFAULT_FETCHING_LIMIT = 100
 PLAY_SEGMENT_NAME = "GENERATED_PLAY_SEGMENT"
 WORKFLOW_SEGMENT_NAME = "[fixture] Churn-risk customers (linked to a workflow)"
 
-SEGMENT_KEYS = (
-    "uuid",
-    "workspaceUuid",
-    "userUuid",
-    "modelUuid",
-    "slug",
-    "name",
-    "filter",
-    "sort",
-    "limit",
-    "trackingColumnSlugs",
-    "columnSlugs",
-    "recordsCount",
-    "fromPlay",
-    "syncedAt",
-    "lastChange",
-    "createdAt",
-    "updatedAt",
-    "deletedAt",
-)
 
 
 class HttpError(Exception):

@@ -42,21 +42,31 @@ FETCH_KEYS = (
     "sync",
 )
 SORT_KEYS = ("columnSlug", "kind")
-READ_ONLY_KEYS = frozenset(
-    {
-        "uuid",
-        "slug",
-        "workspaceUuid",
-        "userUuid",
-        "recordsCount",
-        "fromPlay",
-        "syncedAt",
-        "lastChange",
-        "createdAt",
-        "updatedAt",
-        "deletedAt",
-    }
+# Every key of a Segment object, in the order responses give them (cargo-api.md §3).
+SEGMENT_KEYS = (
+    "uuid",
+    "workspaceUuid",
+    "userUuid",
+    "modelUuid",
+    "slug",
+    "name",
+    "filter",
+    "sort",
+    "limit",
+    "trackingColumnSlugs",
+    "columnSlugs",
+    "recordsCount",
+    "fromPlay",
+    "syncedAt",
+    "lastChange",
+    "createdAt",
+    "updatedAt",
+    "deletedAt",
 )
+# What the server computes: never accepted in a body.
+READ_ONLY_KEYS = frozenset(SEGMENT_KEYS) - {
+    "modelUuid", "name", "filter", "sort", "limit", "trackingColumnSlugs", "columnSlugs"
+}
 
 COLUMN_KINDS = frozenset(
     {"string", "number", "date", "boolean", "object", "array", "vector", "any", "objectProperty"}
