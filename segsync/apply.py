@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from segsync.client import GONE_REASONS, CreateOutcomeUnknown
 from segsync.errors import ApiError, ConfigError, NetworkError, PlanFileError, StateError
-from segsync.plan import CHANGE_KINDS, Action, Plan, make_plan
+from segsync.plan import CHANGE_KINDS, PREVIEW_KINDS, Action, Plan, Preview, make_plan
 from segsync.spec import MANAGED_FIELDS, canonical_managed, iter_conditions, request_body
 from segsync.state import Entry, Intent, State, StateStore, parse_time, utc_now
 
@@ -1405,3 +1405,37 @@ def describe_result(result: ActionResult) -> str:
     if result.status == "skipped":
         return f"! {name} {result.message}"
     return f"! {name} failed ({result.seconds:.2f}s): {result.message}"
+
+
+def preview(client: CargoClient, plan: Plan, state: State) -> Plan:
+    """The plan with each created or updated segment's record count from Cargo's fetch
+    endpoint (``fetchingLimit: 1``, no sync or enrichment: cargo-api.md §2.6).
+
+    A filter that names a spec not created yet cannot be sent: its count is unknown.
+    """
+    uuids = {sid: e.uuid for sid, e in state.segments.items() if e.uuid}
+    actions = []
+    for action in plan.actions:
+        spec = action.spec
+        if spec is None or action.kind not in PREVIEW_KINDS:
+            actions.append(action)
+            continue
+        missing = [ref for ref in spec.refs if ref not in uuids]
+        if missing:
+            note = f"references {', '.join(missing)}, not created yet"
+            actions.append(replace(action, preview=Preview(None, note=note)))
+            continue
+        body = request_body(spec.managed, ref_uuids=uuids)
+        body.pop("name", None)
+        body.pop("trackingColumnSlugs", None)
+        body["modelUuid"] = client.resolve_model(spec.model_ref)["uuid"]
+        body["fetchingLimit"] = 1
+        answer = client.fetch_segment(body)
+        count = answer.get("count")
+        result = Preview(
+            count if isinstance(count, int) else None,
+            approximate=bool(answer.get("isRefreshing")),
+            note=None if isinstance(count, int) else "Cargo's answer has no count",
+        )
+        actions.append(replace(action, preview=result))
+    return replace(plan, actions=tuple(actions))

@@ -365,6 +365,12 @@ def schema() -> None:
     "CARGO_API_TOKEN): changes made outside segsync show as updates, deleted ones as recreate.",
 )
 @click.option(
+    "--preview",
+    is_flag=True,
+    help="Ask Cargo how many records each created or updated segment would match (one fetch "
+    "call each; needs CARGO_API_TOKEN).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 2 when the plan has changes (0: none, 1: error).",
@@ -377,6 +383,7 @@ def plan(
     out: str | None,
     prune: bool,
     refresh: bool,
+    preview: bool,
     detailed_exitcode: bool,
     debug: bool,
 ) -> int:
@@ -393,6 +400,7 @@ def plan(
       segsync plan --format markdown > plan.md
       segsync plan --out plan.json --detailed-exitcode
       segsync plan --refresh --prune
+      segsync plan --preview
     """
     with errors_at_the_edge(debug):
         from segsync.errors import ValidationFailed
@@ -416,8 +424,18 @@ def plan(
                 else:
                     click.echo(str(e), err=True)
             raise
-        remote = _remote_segments(state, debug) if refresh else None
-        the_plan = make_plan(specs, state, prune=prune, remote=remote)
+        if refresh or preview:
+            from segsync.apply import preview as with_preview
+            from segsync.client import CargoClient
+
+            log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
+            with CargoClient(debug_log=log) as client:
+                remote = _remote_segments(client, state) if refresh else None
+                the_plan = make_plan(specs, state, prune=prune, remote=remote)
+                if preview:
+                    the_plan = with_preview(client, the_plan, state)
+        else:
+            the_plan = make_plan(specs, state, prune=prune)
         color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(RENDERERS[fmt](the_plan, color=color), nl=False, color=color)
         if out is not None:
@@ -426,24 +444,17 @@ def plan(
         return 2 if detailed_exitcode and the_plan.has_changes else 0
 
 
-def _remote_segments(state: Any, debug: bool) -> dict[str, dict[str, Any] | None]:
+def _remote_segments(client: CargoClient, state: Any) -> dict[str, dict[str, Any] | None]:
     """State id -> the live segment, or None when it is gone: one list call per model."""
-    from segsync.client import CargoClient
-
     by_model: dict[str, list[tuple[str, str]]] = {}
     for spec_id, entry in state.segments.items():
         if entry.uuid is not None and entry.model_uuid is not None:
             by_model.setdefault(entry.model_uuid, []).append((spec_id, entry.uuid))
-    log = (lambda line: click.echo(line, err=True)) if debug else None
     remote: dict[str, dict[str, Any] | None] = {}
-    with CargoClient(debug_log=log) as client:
-        for model_uuid in sorted(by_model):
-            live = {
-                s.get("uuid"): s
-                for s in client.list_segments(model_uuid, include_play=True)
-            }
-            for spec_id, uuid in by_model[model_uuid]:
-                remote[spec_id] = live.get(uuid)
+    for model_uuid in sorted(by_model):
+        live = {s.get("uuid"): s for s in client.list_segments(model_uuid, include_play=True)}
+        for spec_id, uuid in by_model[model_uuid]:
+            remote[spec_id] = live.get(uuid)
     return remote
 
 

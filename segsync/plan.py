@@ -101,6 +101,24 @@ class Action:
     entry: Entry | None = None
     reason: str | None = None
     warnings: tuple[str, ...] = ()
+    preview: Preview | None = None  # with `plan --preview`: what the new filter would match
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How many records a created or updated segment would hold, from Cargo's fetch endpoint.
+
+    ``count`` is None when it cannot be asked yet (a referenced segment is not created);
+    ``approximate`` when Cargo said it was still refreshing its data.
+    """
+
+    count: int | None
+    approximate: bool = False
+    note: str | None = None
+
+
+#: Kinds whose spec filter is sent to Cargo, so a preview can tell what it would match.
+PREVIEW_KINDS: Final[frozenset[str]] = frozenset({"create", "update", "replace", "recreate"})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import click
 
-from segsync.plan import ABSENT, KINDS, Action, ActionKind, FieldChange, Plan
+from segsync.plan import ABSENT, KINDS, Action, ActionKind, FieldChange, Plan, Preview
 
 FORMAT_VERSION: Final = 1
 MARKDOWN_LIMIT: Final = 60_000
@@ -302,6 +302,8 @@ def _text_action(action: Action, style: Callable[..., str]) -> list[str]:
         f"      {_visible(c.field)}: {show_value(c.old)} → {show_value(c.new)}"
         for c in action.changes
     ]
+    if action.preview is not None:
+        lines.append(f"      # {_visible(describe_preview(action.preview))}")
     if action.kind in ("create", "recreate", "replace") and action.spec is not None:
         lines += _text_managed(action.spec.model_ref, action.spec.managed)
     return lines
@@ -368,7 +370,22 @@ def action_to_json(action: Action) -> dict[str, Any]:
         out["reason"] = action.reason
     if action.warnings:
         out["warnings"] = list(action.warnings)
+    if action.preview is not None:
+        out["preview"] = {
+            "count": action.preview.count,
+            "approximate": action.preview.approximate,
+            **({"note": action.preview.note} if action.preview.note else {}),
+        }
     return out
+
+
+def describe_preview(preview: Preview) -> str:
+    """``would match 42 records`` (``about 42`` while Cargo refreshes), or why it is unknown."""
+    if preview.count is None:
+        return f"record count unknown: {preview.note or 'not available'}"
+    about = "about " if preview.approximate else ""
+    noun = "record" if preview.count == 1 else "records"
+    return f"would match {about}{preview.count} {noun}"
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -617,6 +634,8 @@ def _md_action(action: Action) -> str:
     if action.reason:
         facts.append(f"- Reason: {md_escape(action.reason)}")
     facts += [f"- **Warning**: {md_escape(w)}" for w in action.warnings]
+    if action.preview is not None:
+        facts.append(f"- Records: {md_escape(describe_preview(action.preview))}")
     lines += facts
     if action.changes:
         lines += ["", "| Field | Old | New |", "| --- | --- | --- |"]

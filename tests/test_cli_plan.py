@@ -379,3 +379,37 @@ def test_refresh_needs_a_token(project: Path, monkeypatch: pytest.MonkeyPatch) -
     code, out, err = run("plan", "--refresh")
     assert (code, out) == (1, "")
     assert err.startswith("error: CARGO_API_TOKEN is not set")
+
+
+def test_preview_asks_cargo_for_record_counts(
+    project: Path, empty_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("CARGO_API_URL", empty_emulator.url)
+    monkeypatch.setenv("CARGO_API_TOKEN", empty_emulator.token)
+    specs = {s.id: s for s in load_specs("segments")}
+    with CargoClient() as client:
+        icp = specs["sales/icp"]
+        body = {**request_body(icp.managed, ref_uuids={}),
+                "modelUuid": client.resolve_model(icp.model_ref)["uuid"]}
+        body.pop("name")
+        expected = client.fetch_segment(body)["count"]
+    assert isinstance(expected, int) and expected > 0
+
+    code, out, err = run("plan", "--preview", "--format", "json")
+    assert (code, err) == (0, "")
+    previews = {a["id"]: a["preview"] for a in json.loads(out)["actions"]}
+    assert previews["sales/icp"] == {"count": expected, "approximate": False}
+    assert isinstance(previews["marketing/news"]["count"], int)
+    assert previews["sales/eu"] == {
+        "count": None, "approximate": False,
+        "note": "references sales/icp, not created yet",
+    }
+    code, out, _ = run("plan", "--preview")
+    assert code == 0
+    assert f"      # would match {expected} records\n" in out
+    assert "      # record count unknown: references sales/icp, not created yet\n" in out
+    # nothing was created by previewing
+    with CargoClient() as client:
+        assert client.list_segments() == []
