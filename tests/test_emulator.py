@@ -478,8 +478,14 @@ def test_delete_is_soft(empty_api: Api, empty_emulator: Emulator) -> None:
     error(empty_api.get(path), 404, "segmentNotFound")
     error(empty_api.request("DELETE", path, json={}), 409, "segmentAlreadyRemoved")
     # a delete without a body is accepted too
-    assert empty_api.delete(f"/segmentation/segments/{keep['uuid']}").json() == {}
-    error(empty_api.delete(f"/segmentation/segments/{UUID4_EXAMPLE}"), 404, "segmentNotFound")
+    assert (
+        empty_api.request("DELETE", f"/segmentation/segments/{keep['uuid']}", json={}).json() == {}
+    )
+    error(
+        empty_api.request("DELETE", f"/segmentation/segments/{UUID4_EXAMPLE}", json={}),
+        404,
+        "segmentNotFound",
+    )
     removed = {s["uuid"]: s for s in empty_emulator.store.raw_segments()}
     assert TIMESTAMP.match(removed[gone["uuid"]]["deletedAt"])
 
@@ -488,13 +494,17 @@ def test_list_removed_switch(emulator_factory: Callable[..., Emulator]) -> None:
     emu = emulator_factory(fixtures=False, list_removed=True)
     with connect(emu) as api:
         segment = create(api, emu)
-        api.delete(f"/segmentation/segments/{segment['uuid']}")
+        api.request("DELETE", f"/segmentation/segments/{segment['uuid']}", json={})
         listed = api.get("/segmentation/segments/list").json()["segments"]
         assert [s["uuid"] for s in listed] == [segment["uuid"]]
         assert listed[0]["deletedAt"] is not None and listed[0]["recordsCount"] == 0
         got = api.get(f"/segmentation/segments/{segment['uuid']}").json()["segment"]
         assert got["deletedAt"] == listed[0]["deletedAt"]
-        error(api.delete(f"/segmentation/segments/{segment['uuid']}"), 409, "segmentAlreadyRemoved")
+        error(
+            api.request("DELETE", f"/segmentation/segments/{segment['uuid']}", json={}),
+            409,
+            "segmentAlreadyRemoved",
+        )
 
 
 # --------------------------------------------------------------------------- fetch
@@ -836,7 +846,7 @@ def test_segment_conditions_between_segments(empty_api: Api, empty_emulator: Emu
     assert "is on model 'companies', not on 'contacts'" in error(
         empty_api.post("/segmentation/segments", json=contacts), 400, "invalidFilter"
     )
-    empty_api.delete(f"/segmentation/segments/{child['uuid']}")
+    empty_api.request("DELETE", f"/segmentation/segments/{child['uuid']}", json={})
     refer = {
         "name": "r",
         "modelUuid": COMPANIES,
@@ -1039,3 +1049,11 @@ def test_an_emulator_bug_is_answered_500(
     assert response.status_code == 500
     assert response.json() == {"errorMessage": "emulator error: KeyError: 'boom'"}
     assert api.get("/storage/datasets/list").status_code == 200  # still serving
+
+
+def test_delete_body_must_be_an_empty_object(empty_api: httpx.Client) -> None:
+    """cargo-api.md §2.5: the delete body is `{}`; anything else is refused."""
+    path = "/segmentation/segments/" + UUID4_EXAMPLE
+    assert empty_api.delete(path).status_code == 400
+    assert empty_api.request("DELETE", path, json={"force": True}).status_code == 400
+    error(empty_api.request("DELETE", path, json={}), 404, "segmentNotFound")

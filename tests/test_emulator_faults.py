@@ -172,7 +172,7 @@ def test_drops_hit_only_committed_writes(emulator_factory: Factory) -> None:
             api.put(path, json={"name": "renamed"})
         assert api.get(path).json()["segment"]["name"] == "renamed"
         with pytest.raises(httpx.RemoteProtocolError):
-            api.delete(path)
+            api.request("DELETE", path, json={})
         assert api.get(path).json()["reason"] == "segmentNotFound"
     assert emu.faults.counts["dropped"] == 3
 
@@ -224,7 +224,7 @@ def test_data_file_round_trip(emulator_factory: Factory, tmp_path: Path) -> None
             body = {"name": name, "modelUuid": companies(first), "filter": MATCH_ALL}
             made.append(api.post("/segmentation/segments", json=body).json()["segment"])
         api.put(f"/segmentation/segments/{made[0]['uuid']}", json={"name": "a2", "limit": 3})
-        api.delete(f"/segmentation/segments/{made[1]['uuid']}")
+        api.request("DELETE", f"/segmentation/segments/{made[1]['uuid']}", json={})
         before = api.get("/segmentation/segments/list").json()["segments"]
     first.store.set_linked_to_workflow(made[2]["uuid"])
     first.stop()
@@ -234,7 +234,7 @@ def test_data_file_round_trip(emulator_factory: Factory, tmp_path: Path) -> None
     with connect(second) as api:
         assert api.get("/segmentation/segments/list").json()["segments"] == before
         assert [s["name"] for s in before] == ["a2", "c"] and before[0]["limit"] == 3
-        removed = api.delete(f"/segmentation/segments/{made[1]['uuid']}")
+        removed = api.request("DELETE", f"/segmentation/segments/{made[1]['uuid']}", json={})
         assert removed.json()["reason"] == "segmentAlreadyRemoved"
         linked = api.put(f"/segmentation/segments/{made[2]['uuid']}", json={"name": "x"})
         assert linked.json()["reason"] == "segmentLinkedToWorkflow"

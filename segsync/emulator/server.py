@@ -146,7 +146,9 @@ def _update(emu: Emulator, req: _Request, params: Mapping[str, str], q: dict[str
 
 
 def _delete(emu: Emulator, req: _Request, params: Mapping[str, str], q: dict[str, str]) -> Response:
-    req.json()  # a body is optional; when present it must be JSON
+    # cargo-api.md §2.5: the body is `{}`, as Cargo's own client sends it.
+    if req.json() != {}:
+        raise _BadRequest(400, "the body of a segment delete must be {}")
     return Response(200, emu.store.delete(params["uuid"]), write=True)
 
 
