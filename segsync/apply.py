@@ -881,7 +881,10 @@ class _Runner:
             )
         ):
             task.intent_at, intent_entry = self._intent_entry(task)
-            task.intent = writer.submit({action.id: intent_entry})
+            changes: dict[str, Entry | None] = {action.id: intent_entry}
+            if action.moved_from is not None:
+                changes[action.moved_from] = None  # a renamed spec's entry moves with its intent
+            task.intent = writer.submit(changes)
             task.wrote_intent = True
         pool.submit(self._work, task)
 
@@ -891,7 +894,7 @@ class _Runner:
         assert spec is not None
         at = utc_now()
         if action.kind == "replace":
-            current = self._entry(action.id)
+            current = self._entry(action.moved_from or action.id)
             assert current is not None
             return at, current.model_copy(update={"intent": Intent(op="replace", at=at)})
         # Only the name: what a later run needs to find the segment if this one stops.
@@ -1185,8 +1188,11 @@ class _Runner:
         uuid = str(segment["uuid"])
         verb = "recreated" if action.kind == "recreate" else "created"
         detail = "adopted: found in Cargo after an interrupted create" if adopted else ""
+        changes: dict[str, Entry | None] = {spec.id: self._applied_entry(spec, uuid, refs)}
+        if action.moved_from is not None:
+            changes[action.moved_from] = None  # the interrupted create of a renamed file
         self._finish(
-            task, started, {spec.id: self._applied_entry(spec, uuid, refs)},
+            task, started, changes,
             verb=verb, uuid=uuid, detail=detail, warnings=warnings,
             lost="; the intent stays in the state file and the next apply adopts the segment",
         )
@@ -1248,8 +1254,16 @@ class _Runner:
     def _do_replace(self, task: _Task, started: float) -> None:
         action = task.action
         spec = action.spec
-        entry = self._entry(action.id)
+        if task.intent is not None:
+            # The entry is read after its intent is on disk, so writing it back below keeps the
+            # intent: a create must never be sent without one.
+            task.intent.wait()
+        old_id = action.moved_from if action.moved_from is not None else action.id
+        entry = self._entry(action.id) or self._entry(old_id)
         assert spec is not None and entry is not None
+        gone: dict[str, Entry | None] = (
+            {old_id: None} if old_id != action.id and self._entry(old_id) is not None else {}
+        )
         refs = self._ref_uuids(spec)
         if not _needs_new_segment(action, self._prepared.models):
             # An unfinished replace: the new segment exists; its old one goes in the cleanup.
@@ -1257,7 +1271,7 @@ class _Runner:
             fields, warnings = self._bring_up_to_date(entry.uuid, spec, refs)
             self._finish(
                 task, started,
-                {spec.id: self._applied_entry(
+                {**gone, spec.id: self._applied_entry(
                     spec, entry.uuid, refs, pending_delete=entry.pending_delete
                 )},
                 verb="replaced", uuid=entry.uuid,
@@ -1270,7 +1284,8 @@ class _Runner:
             # A second model change before the first replace finished: its old segment goes now.
             self._delete_segment(entry.pending_delete)
             entry = entry.model_copy(update={"pending_delete": None})
-            self._writer_write({spec.id: entry})
+            self._writer_write({**gone, spec.id: entry})
+            gone = {}
         prior = _prior_intent(action)
         body = request_body(spec.managed, ref_uuids=refs)
         body["modelUuid"] = self._model_uuid(spec)
@@ -1280,7 +1295,7 @@ class _Runner:
         uuid = str(segment["uuid"])
         self._finish(
             task, started,
-            {spec.id: self._applied_entry(spec, uuid, refs, pending_delete=entry.uuid)},
+            {**gone, spec.id: self._applied_entry(spec, uuid, refs, pending_delete=entry.uuid)},
             verb="replaced", uuid=uuid,
             detail=f"new segment; old segment {entry.uuid} is deleted last"
             + ("; adopted after an interrupted replace" if adopted else ""),

@@ -249,8 +249,10 @@ def _guess_moves(
     """new spec id -> old entry id, for unambiguous (model, name) matches only."""
     candidates: dict[tuple[str, str], list[str]] = {}
     for sid, entry in entries.items():
-        if sid in spec_ids or entry.uuid is None or not entry.applied:
+        if sid in spec_ids or not entry.applied:
             continue
+        if entry.uuid is None and (entry.intent is None or entry.intent.op != "create"):
+            continue  # an interrupted create does move with its file: apply searches for it
         name = entry.applied.get("name")
         if isinstance(name, str):
             candidates.setdefault((entry.model, name), []).append(sid)
@@ -317,7 +319,9 @@ def _spec_action(
             f"an interrupted create was recorded{at}; "
             "apply looks for that segment in Cargo before creating it"
         )
-        return Action(kind="create", uuid=None, warnings=tuple(warnings), **base)
+        return Action(
+            kind="create", uuid=None, moved_from=moved_from, warnings=tuple(warnings), **base
+        )
 
     base["uuid"] = entry.uuid
     digest_differs = spec.digest != entry.digest
@@ -340,7 +344,7 @@ def _spec_action(
             reasons.append(
                 f"unfinished replace: old segment {entry.pending_delete} still to delete"
             )
-        if entry.protect or spec.protect:
+        if spec.protect:  # the spec decides, as in apply (the state's flag guards deletes)
             warnings.append("protected: apply refuses to replace it")
         if gone_remotely:
             warnings.append("already deleted outside segsync")
