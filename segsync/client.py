@@ -521,14 +521,19 @@ class CargoClient:
                 self._log(line + "; an earlier attempt already removed it")
                 return httpx.Response(200, request=response.request)
             if status == 429 or status >= 500:
-                if create and status != 429:
+                now = time.time()
+                asked = parse_retry_after(response.headers.get("Retry-After"), now)
+                delay = self._backoff(attempt) if asked is None else asked
+                if create:
+                    # cargo-api.md §7: a create is sent again only after the lost-create check,
+                    # even after a 429 (Cargo publishes no contract for it). The wait it asked
+                    # for still applies to every thread's next request, that check included.
+                    if status == 429:
+                        self._slow_down_all(delay)
                     self._log(line)
                     raise self._http_error(
                         response, method, path, action, attempt, cls=CreateOutcomeUnknown
                     )
-                now = time.time()
-                asked = parse_retry_after(response.headers.get("Retry-After"), now)
-                delay = self._backoff(attempt) if asked is None else asked
                 if not self._may_retry(attempt, started, slept, delay):
                     if asked is not None and asked > self._max_retry_time:
                         note = f" (it asked to wait {asked:g} s, more than the retry budget)"
