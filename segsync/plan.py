@@ -607,11 +607,11 @@ def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec
     it, with nothing under way (no intent, no pending delete). A file with those bytes makes
     that same spec again, so it need not be parsed to be planned.
     """
+    from pathlib import Path
+
     from segsync.spec import UUID4_PATTERN, LoadedSpec
 
     uuid4 = re.compile(UUID4_PATTERN)
-    from pathlib import Path
-
     base = Path(directory).as_posix()
     prefix = "" if base == "." else base + "/"
     known: dict[str, tuple[str, LoadedSpec]] = {}
