@@ -605,7 +605,9 @@ def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec
 
     An entry knows its spec fully when it holds the file's sha256 and what was applied from
     it, with nothing under way (no intent, no pending delete). A file with those bytes makes
-    that same spec again, so it need not be parsed to be planned.
+    that same spec again, so it need not be parsed to be planned. (``explicit_id`` is taken
+    as "the id differs from the file's default id"; it only matters to the rename guess,
+    which never concerns a spec that has its entry.)
     """
     from pathlib import Path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -325,3 +326,42 @@ def test_referrer_of_a_moved_spec_keeps_its_uuid() -> None:
     assert eu.changes == (
         FieldChange("filter.groups[0].conditions[0].segment", "sales/icp-old", "sales/icp"),
     )
+
+
+def test_known_specs_rebuild_the_specs_an_apply_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import shutil
+
+    from segsync.plan import known_specs
+    from segsync.spec import load_specs
+    from segsync.state import Entry, Intent, State
+
+    shutil.copytree(Path(__file__).parent.parent / "segments", tmp_path / "segments")
+    monkeypatch.chdir(tmp_path)
+    specs = load_specs("segments")
+    entries = {
+        s.id: Entry(uuid=f"00000000-0000-4000-8000-{i:012d}", model=s.model_ref,
+                    applied=s.managed, digest=s.digest, refs=dict.fromkeys(s.refs, "u"),
+                    protect=s.protect, file=s.file, file_sha256=s.file_sha256)
+        for i, s in enumerate(specs)
+    }
+    # an entry with a create under way is not known: its file must be parsed again
+    entries["sales/icp"] = entries["sales/icp"].model_copy(
+        update={"intent": Intent(op="create", at="2026-11-27T13:00:00.000Z")}
+    )
+    known = known_specs(State(serial=1, lineage="l", segments=entries), "segments")
+    assert "segments/sales/icp.yaml" not in known
+    assert len(known) == len(specs) - 1
+    for spec in specs:
+        if spec.id == "sales/icp":
+            continue
+        sha, rebuilt = known[spec.file]
+        assert sha == spec.file_sha256
+        # an explicit `id:` equal to the file's default id cannot be told apart; it matters
+        # only to the rename guess, which never concerns a spec that has its entry
+        assert rebuilt == dataclasses.replace(
+            spec, line=1, column=1, explicit_id=spec.id != spec.file[9:].rsplit(".", 1)[0]
+        )
+    assert known_specs(State(serial=1, lineage="l", segments=entries), "elsewhere") == {}
