@@ -425,15 +425,24 @@ def plan(
                     click.echo(str(e), err=True)
             raise
         if refresh or preview:
-            from segsync.apply import preview as with_preview
+            from segsync import apply as applying
             from segsync.client import CargoClient
 
             log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
             with CargoClient(debug_log=log) as client:
-                remote = _remote_segments(client, state) if refresh else None
-                the_plan = make_plan(specs, state, prune=prune, remote=remote)
+                if refresh:
+                    # apply's own refresh: the workspace check, one list call per model, and
+                    # the checks that need Cargo (raw segmentUuids, play-owned namesakes).
+                    client.prefetch()
+                    workspace = applying.target_workspace(client, state, specs=specs)
+                    the_plan = applying.prepare(
+                        client, specs, state, workspace_uuid=str(workspace["uuid"]),
+                        prune=prune,
+                    ).plan
+                else:
+                    the_plan = make_plan(specs, state, prune=prune)
                 if preview:
-                    the_plan = with_preview(client, the_plan, state)
+                    the_plan = applying.preview(client, the_plan, state)
         else:
             the_plan = make_plan(specs, state, prune=prune)
         color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -442,20 +451,6 @@ def plan(
             write_plan_file(out, the_plan, state=state, specs=specs, prune=prune)
             click.echo(f"Plan saved to {out}; apply it with `segsync apply {out}`.", err=True)
         return 2 if detailed_exitcode and the_plan.has_changes else 0
-
-
-def _remote_segments(client: CargoClient, state: Any) -> dict[str, dict[str, Any] | None]:
-    """State id -> the live segment, or None when it is gone: one list call per model."""
-    by_model: dict[str, list[tuple[str, str]]] = {}
-    for spec_id, entry in state.segments.items():
-        if entry.uuid is not None and entry.model_uuid is not None:
-            by_model.setdefault(entry.model_uuid, []).append((spec_id, entry.uuid))
-    remote: dict[str, dict[str, Any] | None] = {}
-    for model_uuid in sorted(by_model):
-        live = {s.get("uuid"): s for s in client.list_segments(model_uuid, include_play=True)}
-        for spec_id, uuid in by_model[model_uuid]:
-            remote[spec_id] = live.get(uuid)
-    return remote
 
 
 @cli.command()

@@ -413,3 +413,24 @@ def test_preview_asks_cargo_for_record_counts(
     # nothing was created by previewing
     with CargoClient() as client:
         assert client.list_segments() == []
+
+
+def test_refresh_runs_the_checks_that_need_cargo(
+    project: Path, empty_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARGO_API_URL", empty_emulator.url)
+    monkeypatch.setenv("CARGO_API_TOKEN", empty_emulator.token)
+    missing = "0b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    (project / "segments" / "sales" / "partners.yaml").write_text(
+        "name: Partners\nmodel: companies\nfilter:\n  conjonction: and\n  groups:\n"
+        "    - conjonction: and\n      conditions:\n"
+        f"        - {{kind: segment, operator: in, segmentUuid: {missing}}}\n"
+    )
+    offline = run("plan")
+    assert offline[0] == 0 and "apply fails this action" not in offline[1]
+    code, out, err = run("plan", "--refresh")
+    assert (code, err) == (0, "")
+    assert (
+        f"      ! apply fails this action: filter.groups[0].conditions[0]: segment {missing} "
+        "does not exist on model companies in Cargo (deleted, or on another model)\n"
+    ) in out
