@@ -11,6 +11,7 @@ offending key or value (``_to_spec_errors``).
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import gc
 import hashlib
@@ -101,8 +102,6 @@ def _date(value: Any, handler: Any) -> Any:
         raise _fail(f"{value!r} is not an ISO-8601 date (expected YYYY-MM-DD or a datetime)")
     year, month, day = (int(match.group(i)) for i in (1, 2, 3))
     hour, minute, second = (int(match.group(i) or 0) for i in (4, 5, 6))
-    import calendar
-
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]) or not (
         hour < 24 and minute < 60 and second < 60
     ):

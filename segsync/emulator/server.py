@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
@@ -65,15 +65,8 @@ class EmulatorOptions:
 
     @property
     def fault_config(self) -> FaultConfig:
-        return FaultConfig(
-            seed=self.seed,
-            latency_ms=self.latency_ms,
-            fail_5xx=self.fail_5xx,
-            fail_429=self.fail_429,
-            bare_429=self.bare_429,
-            retry_after=self.retry_after,
-            drop_after_commit=self.drop_after_commit,
-        )
+        """The fault options, which carry FaultConfig's own field names."""
+        return FaultConfig(**{f.name: getattr(self, f.name) for f in fields(FaultConfig)})
 
 
 @dataclass(frozen=True)
