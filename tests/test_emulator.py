@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import segsync.emulator
 from segsync.emulator import validate_segment_body
+from segsync.emulator.checks import is_uuid4
 from segsync.emulator.data import build_catalog
+from segsync.emulator.filters import check_filter, check_sort
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import PLAY_SEGMENT_NAME, WORKFLOW_SEGMENT_NAME
-from segsync.spec import UUID4_PATTERN
 
-UUID4 = re.compile(UUID4_PATTERN)
+# Written here, not imported: the tests check the emulator against the reference, not segsync.
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
 
 SEGMENT_KEYS = {
@@ -645,11 +650,11 @@ INVALID_CREATE: list[tuple[str, Any, str]] = [
     ),
 ]
 INVALID_FILTERS: list[tuple[str, Any, str]] = [
-    ("not an object", "everything", "filter: expected a mapping"),
+    ("not an object", "everything", "filter: expected an object, got the string 'everything'"),
     (
         "conjunction",
         {"conjunction": "and", "groups": []},
-        "unknown key 'conjunction' (did you mean 'conjonction'?)",
+        "filter.conjunction: unknown key (did you mean 'conjonction'?",
     ),
     ("conditions beside groups", {**flt(), "conditions": []}, "filter.conditions"),
     (
@@ -1057,3 +1062,545 @@ def test_delete_body_must_be_an_empty_object(empty_api: httpx.Client) -> None:
     assert empty_api.delete(path).status_code == 400
     assert empty_api.request("DELETE", path, json={"force": True}).status_code == 400
     error(empty_api.request("DELETE", path, json={}), 404, "segmentNotFound")
+
+
+# --------------------------------------------------------------------------- filter structure
+# The emulator's own reading of cargo-api.md §4, message by message (no HTTP needed).
+
+AT = "filter.groups[0].conditions[0]"
+OTHER_UUID4 = "3f0c1a2b-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+EVERY_WEEK = {
+    "frequency": {"operator": "moreThan", "value": 1},
+    "period": {"operator": "lessThan", "value": 7, "unit": "day"},
+}
+
+
+def enrollment(activity: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "enrollment",
+        "workflowUuid": OTHER_UUID4,
+        "activityKind": activity,
+        **EVERY_WEEK,
+        **extra,
+    }
+
+
+def occurrence(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "occurrence",
+        "relatedModelUuid": OTHER_UUID4,
+        **EVERY_WEEK,
+        "conjonction": "and",
+        "conditions": list(conditions),
+    }
+
+
+def match_conditions(column: str, *props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "object",
+        "columnSlug": column,
+        "operator": "matchConditions",
+        "conjonction": "and",
+        "propertyConditions": list(props),
+    }
+
+
+def date_is(value: Any) -> dict[str, Any]:
+    return {"kind": "date", "columnSlug": "founded_at", "operator": "is", "value": value}
+
+
+FILTER_PROBLEMS: list[tuple[str, Any, list[str]]] = [
+    # unknown keys, with a suggestion; the key a misspelling stands for is not also "missing"
+    (
+        "unknown key suggested",
+        flt({**string_is("country", "US"), "relatedModelUid": OTHER_UUID4}),
+        [f"{AT}.relatedModelUid: unknown key (did you mean 'relatedModelUuid'?)"],
+    ),
+    (
+        "unknown key listed",
+        flt({**number_gt("arr", 1), "weight": 2}),
+        [
+            f"{AT}.weight: unknown key; expected one of kind, operator, columnSlug, value, "
+            "relatedModelUuid"
+        ],
+    ),
+    (
+        "value on a no-value operator",
+        flt({"kind": "boolean", "columnSlug": "is_customer", "operator": "isTrue", "value": True}),
+        [f"{AT}.value: unknown key (operator 'isTrue' takes no value)"],
+    ),
+    (
+        "sql takes no operator",
+        flt({"kind": "sql", "operator": "is", "name": "big", "clause": "arr > 10"}),
+        [f"{AT}.operator: unknown key (kind 'sql' takes no operator)"],
+    ),
+    # operators
+    (
+        "operator typo",
+        flt({**number_gt("arr", 1), "operator": "greaterThen"}),
+        [
+            f"{AT}.operator: 'greaterThen' is not an operator of kind 'number' "
+            "(did you mean 'greaterThan'?)"
+        ],
+    ),
+    (
+        "operator of another kind",
+        flt({**string_is("country", "FR"), "operator": "in"}),
+        [
+            f"{AT}.operator: 'in' is not an operator of kind 'string' "
+            "(it is an operator of kind 'segment')"
+        ],
+    ),
+    (
+        "operator unheard of",
+        flt({"kind": "boolean", "columnSlug": "is_customer", "operator": "yes"}),
+        [
+            f"{AT}.operator: 'yes' is not an operator of kind 'boolean'; "
+            "expected one of isTrue, isFalse, isNull, isNotNull"
+        ],
+    ),
+    (
+        "operator missing",
+        flt({"kind": "vector", "columnSlug": "embedding"}),
+        [f"{AT}.operator: missing required key; expected one of isNull, isNotNull"],
+    ),
+    # value keys by kind
+    (
+        "value on string",
+        flt({"kind": "string", "columnSlug": "country", "operator": "is", "value": "FR"}),
+        [f"{AT}.value: unknown key (did you mean 'values'?)"],
+    ),
+    (
+        "values on number",
+        flt({"kind": "number", "columnSlug": "arr", "operator": "lowerThan", "values": [1]}),
+        [f"{AT}.values: unknown key (did you mean 'value'?)"],
+    ),
+    (
+        "between without lastValue",
+        flt({"kind": "number", "columnSlug": "arr", "operator": "between", "firstValue": 1}),
+        [f"{AT}.lastValue: missing required key"],
+    ),
+    (
+        "objectProperty between takes otherValue",
+        flt(prop("address", "zip", operator="between", lastValue="2")),
+        [f"{AT}.lastValue: unknown key (did you mean 'otherValue'?)"],
+    ),
+    # value types
+    (
+        "boolean for a number",
+        flt(number_gt("arr", True)),
+        [f"{AT}.value: expected a number, got the boolean true"],
+    ),
+    (
+        "quoted number",
+        flt({"kind": "number", "columnSlug": "arr", "operator": "is", "value": "500"}),
+        [f"{AT}.value: expected a number, got the string '500'"],
+    ),
+    (
+        "empty values",
+        flt({**string_is("country"), "values": []}),
+        [f"{AT}.values: must not be an empty list"],
+    ),
+    (
+        "values item not a string",
+        flt({**string_is("country"), "values": ["FR", 75001]}),
+        [f"{AT}.values[1]: expected a string, got the number 75001"],
+    ),
+    (
+        "objectProperty value is a string even for greaterThan",
+        flt(prop("address", "zip", operator="greaterThan", value=75000)),
+        [f"{AT}.value: expected a string, got the number 75000"],
+    ),
+    (
+        "blank column slug",
+        flt(string_is(" ", "x")),
+        [f"{AT}.columnSlug: must be a non-empty string"],
+    ),
+    # dates
+    (
+        "date not ISO",
+        flt(date_is("15/01/2025")),
+        [f"{AT}.value: '15/01/2025' is not an ISO-8601 date (YYYY-MM-DD, or a date-time)"],
+    ),
+    (
+        "date impossible",
+        flt(date_is("2025-02-30")),
+        [f"{AT}.value: '2025-02-30' is not a real date (no such day in the calendar)"],
+    ),
+    (
+        "time impossible",
+        flt(date_is("2025-01-15T24:00:00Z")),
+        [f"{AT}.value: '2025-01-15T24:00:00Z' is not a real time of day"],
+    ),
+    (
+        "date with non-ASCII digits",
+        flt(date_is("２０２５-01-15")),
+        [f"{AT}.value: '２０２５-01-15' is not an ISO-8601 date (YYYY-MM-DD, or a date-time)"],
+    ),
+    (
+        "date as a number",
+        flt(date_is(20250115)),
+        [f"{AT}.value: expected an ISO-8601 date string, got the number 20250115"],
+    ),
+    # UUIDs
+    (
+        "related model not v4",
+        flt(
+            {**string_is("email", "a"), "relatedModelUuid": "3f0c1a2b-5d6e-1f70-8a9b-0c1d2e3f4a5b"}
+        ),
+        [
+            f"{AT}.relatedModelUuid: expected a version-4 UUID, got the string "
+            "'3f0c1a2b-5d6e-1f70-8a9b-0c1d2e3f4a5b'"
+        ],
+    ),
+    (
+        "workflow UUID with a trailing newline",
+        flt(enrollment("workflowEntered", workflowUuid=OTHER_UUID4 + "\n")),
+        [f"{AT}.workflowUuid: expected a version-4 UUID, got the string '{OTHER_UUID4}\\n'"],
+    ),
+    # segment conditions: segmentUuid, never segment (a spec id)
+    (
+        "segment instead of segmentUuid",
+        flt({"kind": "segment", "operator": "in", "segment": "sales/icp"}),
+        [
+            f"{AT}.segment: unknown key ('segment' names a segsync spec, which the API does not "
+            "know; send 'segmentUuid')"
+        ],
+    ),
+    (
+        "segment has no column",
+        flt(
+            {"kind": "segment", "operator": "notIn", "segmentUuid": OTHER_UUID4, "columnSlug": "x"}
+        ),
+        [f"{AT}.columnSlug: unknown key; expected one of kind, operator, segmentUuid"],
+    ),
+    # §4.1 shape and the §4.2 silent failures
+    (
+        "conditions beside groups",
+        {**flt(), "conditions": [string_is("country", "FR")]},
+        [
+            "filter.conditions: unknown key (conditions belong inside a group: "
+            "filter.groups[].conditions; Cargo ignores them here and the segment covers the whole "
+            "model)"
+        ],
+    ),
+    (
+        "conjunction misspelt",
+        {"conjunction": "and", "groups": [{"conjunction": "or", "conditions": []}]},
+        [
+            "filter.conjunction: unknown key (did you mean 'conjonction'? Cargo accepts this "
+            "spelling and then matches nothing)",
+            "filter.groups[0].conjunction: unknown key (did you mean 'conjonction'? Cargo accepts "
+            "this spelling and then matches nothing)",
+        ],
+    ),
+    (
+        "conjonction not lower case",
+        {"conjonction": "AND", "groups": []},
+        ["filter.conjonction: 'AND' is not one of 'and', 'or' (did you mean 'and'?)"],
+    ),
+    (
+        "conjonction has no default",
+        {"groups": [{"conditions": []}]},
+        [
+            "filter.conjonction: missing required key",
+            "filter.groups[0].conjonction: missing required key",
+        ],
+    ),
+    (
+        "groups do not nest",
+        {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [], "groups": []}]},
+        ["filter.groups[0].groups: unknown key (groups do not nest; a group holds conditions)"],
+    ),
+    (
+        "groups not a list",
+        {"conjonction": "and", "groups": {}},
+        ["filter.groups: expected a list, got an object"],
+    ),
+    ("filter not an object", [], ["filter: expected an object, got a list"]),
+    (
+        "condition not an object",
+        flt("country is US"),  # type: ignore[arg-type]
+        [f"{AT}: expected an object (a condition), got the string 'country is US'"],
+    ),
+    (
+        "kind missing",
+        flt({"field": "domain", "operator": "is", "value": "acme.com"}),
+        [
+            f"{AT}.kind: missing required key; expected one of string, number, date, boolean, "
+            "object, array, vector, any, objectProperty, segment, sql, enrollment, occurrence"
+        ],
+    ),
+    (
+        "kind unknown",
+        flt({**string_is("country", "FR"), "kind": "strng"}),
+        [
+            f"{AT}.kind: 'strng' is not a condition kind (did you mean 'string'?); expected one "
+            "of string, number, date, boolean, object, array, vector, any, objectProperty, "
+            "segment, sql, enrollment, occurrence"
+        ],
+    ),
+    # enrollment, frequency, period
+    (
+        "nodeSlug without workflowNodeExecuted",
+        flt(enrollment("workflowLeft", nodeSlug="send_email")),
+        [
+            f"{AT}.nodeSlug: 'nodeSlug' goes only with activityKind 'workflowNodeExecuted', "
+            "not 'workflowLeft'"
+        ],
+    ),
+    (
+        "activityKind unknown",
+        flt(enrollment("workflowEnter")),
+        [
+            f"{AT}.activityKind: 'workflowEnter' is not one of 'workflowEntered', "
+            "'workflowNodeExecuted', 'workflowLeft' (did you mean 'workflowEntered'?)"
+        ],
+    ),
+    (
+        "frequency operator typo",
+        flt(enrollment("workflowEntered", frequency={"operator": "moreThen", "value": 1})),
+        [
+            f"{AT}.frequency.operator: 'moreThen' is not a frequency operator "
+            "(did you mean 'moreThan'?)"
+        ],
+    ),
+    (
+        "frequency not takes no value",
+        flt(enrollment("workflowEntered", frequency={"operator": "not", "value": 1})),
+        [f"{AT}.frequency.value: unknown key (operator 'not' takes no value)"],
+    ),
+    (
+        "period in weeks",
+        flt(
+            enrollment(
+                "workflowEntered", period={"operator": "exactly", "value": 1, "unit": "week"}
+            )
+        ),
+        [f"{AT}.period.unit: 'week' is not one of 'day'"],
+    ),
+    (
+        "period without a unit",
+        flt(enrollment("workflowEntered", period={"operator": "exactly", "value": 1})),
+        [f"{AT}.period.unit: missing required key"],
+    ),
+    # occurrence and matchConditions: inner conditions
+    (
+        "occurrence with an sql condition",
+        flt(occurrence({"kind": "sql", "name": "x", "clause": "1 = 1"})),
+        [
+            f"{AT}.conditions[0].kind: kind 'sql' is not allowed inside an occurrence; expected "
+            "one of string, number, object, array, any, vector, date, boolean"
+        ],
+    ),
+    (
+        "occurrence inner condition checked too",
+        flt(occurrence(number_gt("lead_score", False))),
+        [f"{AT}.conditions[0].value: expected a number, got the boolean false"],
+    ),
+    (
+        "occurrence needs relatedModelUuid",
+        flt({k: v for k, v in occurrence().items() if k != "relatedModelUuid"}),
+        [f"{AT}.relatedModelUuid: missing required key"],
+    ),
+    (
+        "propertyConditions on another column",
+        flt(match_conditions("address", prop("raw", "city"))),
+        [
+            f"{AT}.propertyConditions[0].columnSlug: 'raw' differs from the parent's columnSlug "
+            "'address'; property conditions test the parent's column"
+        ],
+    ),
+    (
+        "propertyConditions hold objectProperty only",
+        flt(match_conditions("address", string_is("address", "x"))),
+        [
+            f"{AT}.propertyConditions[0].kind: kind 'string' is not allowed in "
+            "propertyConditions; expected one of objectProperty"
+        ],
+    ),
+    (
+        "every problem is reported",
+        flt({**number_gt("arr", 1), "value": "1"}, {**string_is("country", "FR"), "extra": 1}),
+        [
+            f"{AT}.value: expected a number, got the string '1'",
+            "filter.groups[0].conditions[1].extra: unknown key; expected one of kind, operator, "
+            "columnSlug, values, relatedModelUuid",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "filter_", "expected"), FILTER_PROBLEMS, ids=[c[0] for c in FILTER_PROBLEMS]
+)
+def test_filter_check_messages(case: str, filter_: Any, expected: list[str]) -> None:
+    assert check_filter(filter_) == expected
+
+
+def test_filter_check_accepts_every_documented_form() -> None:
+    conditions = [
+        string_is("country", "FR", "DE"),
+        {"kind": "string", "columnSlug": "country", "operator": "startsWith", "values": "F"},
+        {"kind": "string", "columnSlug": "industry", "operator": "isNotEmpty"},
+        {"kind": "number", "columnSlug": "arr", "operator": "is", "value": 0.5},
+        {
+            "kind": "number",
+            "columnSlug": "arr",
+            "operator": "between",
+            "firstValue": 1,
+            "lastValue": 2,
+        },
+        {"kind": "number", "columnSlug": "arr", "operator": "isNull"},
+        date_is("2024-02-29"),
+        date_is("2025-01-15T08:30:00.123+02:00"),
+        {
+            "kind": "date",
+            "columnSlug": "founded_at",
+            "operator": "between",
+            "firstValue": "2025-01-01",
+            "lastValue": "2025-12-31T23:59:59Z",
+        },
+        {"kind": "boolean", "columnSlug": "is_customer", "operator": "isFalse"},
+        {"kind": "array", "columnSlug": "tags", "operator": "isNotNull"},
+        {"kind": "vector", "columnSlug": "embedding", "operator": "isNull"},
+        {"kind": "any", "columnSlug": "raw", "operator": "isNotNull"},
+        prop("address", "city", operator="contains"),
+        prop("address", "zip", operator="between", value="1", otherValue="2"),
+        {
+            "kind": "objectProperty",
+            "columnSlug": "address",
+            "propertyName": "city",
+            "operator": "isEmpty",
+        },
+        match_conditions("address", prop("address", "city")),
+        {**string_is("email", "a"), "relatedModelUuid": OTHER_UUID4},
+        {**string_is("email", "a"), "relatedModelUuid": None},  # §4.7: null is absent
+        {"kind": "segment", "operator": "notIn", "segmentUuid": OTHER_UUID4.upper()},
+        {"kind": "sql", "name": "big", "clause": "arr > 10"},
+        enrollment("workflowNodeExecuted", nodeSlug="send_email"),
+        enrollment("workflowEntered", nodeSlug=None, frequency={"operator": "not"}),
+        occurrence(
+            number_gt("lead_score", 3), {"kind": "any", "columnSlug": "x", "operator": "isNull"}
+        ),
+    ]
+    assert check_filter(flt(*conditions, conj="or")) == []
+    assert check_filter({"conjonction": "and", "groups": []}) == []
+
+
+def test_sort_check() -> None:
+    assert (
+        check_sort([{"columnSlug": "arr", "kind": "desc"}, {"kind": "asc", "columnSlug": "x"}])
+        == []
+    )
+    assert check_sort([]) == []
+    assert check_sort([{"columnSlug": "arr", "kind": "descending", "order": 1}, "arr"]) == [
+        "sort[0].order: unknown key; expected one of columnSlug, kind",
+        "sort[0].kind: 'descending' is not one of 'asc', 'desc'",
+        "sort[1]: expected an object, got the string 'arr'",
+    ]
+    assert check_sort([{"column": "arr", "kind": "asc"}]) == [
+        "sort[0].column: unknown key (did you mean 'columnSlug'?)"
+    ]
+
+
+def test_uuids_are_checked_whole() -> None:
+    assert is_uuid4(OTHER_UUID4)
+    for bad in (OTHER_UUID4 + "\n", " " + OTHER_UUID4, OTHER_UUID4 + "0", "{" + OTHER_UUID4 + "}"):
+        assert not is_uuid4(bad), repr(bad)
+    body = {"name": "x", "modelUuid": COMPANIES + "\n", "filter": flt()}
+    assert validate_segment_body(body) == [
+        f"modelUuid: expected a version-4 UUID, got the string '{COMPANIES}\\n'"
+    ]
+
+
+def test_lax_mode_skips_the_structural_check() -> None:
+    sloppy = {"conjunction": "and", "groups": [{"conditions": [{"kind": "strng"}]}]}
+    body = {
+        "name": "x",
+        "modelUuid": COMPANIES,
+        "filter": sloppy,
+        "sort": [{"kind": "asc", "columnSlug": "nope", "x": 1}],
+    }
+    assert validate_segment_body(body, lax=True) == []
+    assert validate_segment_body(body) != []
+
+
+# --------------------------------------------------------------------------- independence
+
+EMULATOR_DIR = Path(segsync.emulator.__file__).parent
+
+
+def foreign_imports(source: str) -> list[str]:
+    """Imports of segsync modules outside ``segsync.emulator`` (``__version__`` is allowed).
+
+    Covers ``import``, ``from ... import`` at any depth (inside functions and TYPE_CHECKING
+    blocks too), relative imports that climb out of the package, and ``import_module`` calls
+    whose module name is written out.
+    """
+
+    def foreign(module: str) -> bool:
+        return (module == "segsync" or module.startswith("segsync.")) and not (
+            module == "segsync.emulator" or module.startswith("segsync.emulator.")
+        )
+
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend(f"import {a.name}" for a in node.names if foreign(a.name))
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            names = ", ".join(a.name for a in node.names)
+            climbs_out = node.level > 1  # `from .. import x` leaves segsync.emulator
+            allowed = module == "segsync" and names == "__version__"
+            if climbs_out or (node.level == 0 and foreign(module) and not allowed):
+                found.append(f"from {module} import {names}")
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            if isinstance(first, ast.JoinedStr) and first.values:
+                first = first.values[0]
+            if (
+                name in ("import_module", "__import__")
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and foreign(first.value.rstrip("."))
+            ):
+                found.append(f"{name}({first.value!r}...)")
+    return found
+
+
+def test_foreign_imports_are_found() -> None:
+    source = (
+        "from segsync import __version__\n"
+        "from segsync.emulator.data import Catalog\n"
+        "from . import faults\n"
+        "import importlib\n"
+        "importlib.import_module(f'segsync.emulator.{name}')\n"
+        "def f():\n"
+        "    from segsync.errors import ConfigError\n"
+        "    import segsync.spec\n"
+        "    from .. import cli\n"
+        "    from segsync import errors, __version__\n"
+        "    importlib.import_module('segsync.cli')\n"
+    )
+    assert foreign_imports(source) == [
+        "from segsync.errors import ConfigError",
+        "import segsync.spec",
+        "from .. import cli",
+        "from segsync import errors, __version__",
+        "import_module('segsync.cli'...)",
+    ]
+
+
+def test_the_emulator_imports_nothing_of_segsync_but_its_version() -> None:
+    """The emulator is an independent witness: its checks must not be segsync's own."""
+    modules = sorted(EMULATOR_DIR.glob("*.py"))
+    assert {p.name for p in modules} >= {"filters.py", "validate.py", "command.py", "store.py"}
+    found = {
+        p.name: imports
+        for p in modules
+        if (imports := foreign_imports(p.read_text(encoding="utf-8")))
+    }
+    assert found == {}

@@ -3,15 +3,17 @@ and accepts the bodies segsync builds from the example specs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from segsync.canonical import to_wire
 from segsync.emulator.server import Emulator
-from segsync.load import load_document
-from segsync.spec import load_specs, request_body
+from segsync.specs import load_specs
+from segsync.yamlfile import load_document
 
 ROOT = Path(__file__).parent.parent
 CASES = ROOT / "tests" / "cases" / "invalid"
@@ -67,13 +69,35 @@ def test_invalid_case_is_refused(case: Path, empty_emulator: Emulator) -> None:
         assert api.get("/segmentation/segments/list").json() == {"segments": []}
 
 
+def _expected_field(case: Path) -> str | None:
+    """The dotted path segsync's .expected names for the case's first error, if any."""
+    first = case.with_suffix(".expected").read_text(encoding="utf-8").splitlines()[0]
+    message = first.split(": ", 1)[1]  # after "<file>:<line>:<col>"
+    found = re.match(r"([A-Za-z][\w.\[\]]*): ", message)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in _sendable_cases() if _expected_field(c)], ids=lambda p: p.stem
+)
+def test_refusal_names_the_place_segsync_names(case: Path, empty_emulator: Emulator) -> None:
+    """The emulator's own checks and segsync's validator agree on where the problem is."""
+    field = _expected_field(case)
+    doc, _ = load_document(case.read_bytes(), case.name)
+    assert doc is not None
+    body = _body(doc.value, _model_uuid(empty_emulator, "companies"))
+    with _client(empty_emulator) as api:
+        message = api.post("/segmentation/segments", json=body).json()["errorMessage"]
+    assert any(part.startswith(field) for part in message.split("; ")), (field, message)
+
+
 def test_example_payloads_are_accepted(empty_emulator: Emulator) -> None:
     specs = load_specs(ROOT / "segments")
     uuids: dict[str, str] = {}
     with _client(empty_emulator) as api:
         # referenced specs first: the examples reference sales/icp only
         for spec in sorted(specs, key=lambda s: (bool(s.refs), s.id)):
-            body = request_body(spec.managed, ref_uuids=uuids)
+            body = to_wire(spec.managed, ref_uuids=uuids)
             body["modelUuid"] = _model_uuid(empty_emulator, str(spec.model))
             response = api.post("/segmentation/segments", json=body)
             assert response.status_code == 200, response.text

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from segsync.emulator.errors import EmulatorError
 from segsync.emulator.faults import FaultConfig, FaultInjector
 from segsync.emulator.server import Emulator
-from segsync.errors import ConfigError
 
 Factory = Callable[..., Emulator]
 MATCH_ALL = {"conjonction": "and", "groups": []}
@@ -270,12 +270,12 @@ def test_data_file_keeps_fixtures_from_its_first_run(
         ),
     ],
 )
-def test_bad_data_files_are_config_errors(
+def test_bad_data_files_are_emulator_errors(
     emulator_factory: Factory, tmp_path: Path, content: str, message: str
 ) -> None:
     data = tmp_path / "emulator.json"
     data.write_text(content)
-    with pytest.raises(ConfigError, match=message) as info:
+    with pytest.raises(EmulatorError, match=message) as info:
         emulator_factory(data_path=data)
     assert info.value.path == str(data)
     assert data.read_text() == content  # never overwritten

@@ -1,4 +1,9 @@
-"""The ``segsync emulator`` command (kept light: the server loads when the command runs)."""
+"""The ``segsync emulator`` command (kept light: the server loads when the command runs).
+
+Its errors (:class:`EmulatorError`, and an ``OSError`` such as a port in use) become a
+``click.ClickException``, which the segsync command group prints as ``error: <message>`` and
+exits 1, like every segsync error; the emulator itself imports nothing of segsync's CLI.
+"""
 
 from __future__ import annotations
 
@@ -120,10 +125,10 @@ RATE = click.FloatRange(0.0, 1.0)
 def emulator_command(**opts: Any) -> None:
     """Serve a local Cargo-compatible API with demo models and records.
 
-    Point segsync at it with CARGO_API_URL and any token. It checks request bodies as strictly
-    as segsync's own validation (unknown keys, operators, columns, kinds), computes record
-    counts on its demo records, and can inject faults: latency, 429, 502 and dropped
-    connections after a committed write, reproducibly with --seed.
+    Point segsync at it with CARGO_API_URL and any token. It checks request bodies strictly,
+    with its own rules from Cargo's API reference (unknown keys, operators, columns, kinds),
+    computes record counts on its demo records, and can inject faults: latency, 429, 502 and
+    dropped connections after a committed write, reproducibly with --seed.
 
     \b
     Example:
@@ -134,13 +139,17 @@ def emulator_command(**opts: Any) -> None:
     Faults, reproducible:
       segsync emulator --seed 7 --latency-ms 100 --fail-429 0.1 --drop-after-commit 0.05
     """
-    from segsync.cli import errors_at_the_edge
-    from segsync.errors import ConfigError
+    from segsync.emulator.errors import EmulatorError
 
-    with errors_at_the_edge():
+    try:
         if opts["fail_5xx"] + opts["fail_429"] > 1.0:
-            raise ConfigError("--fail-5xx and --fail-429 together must not exceed 1")
+            raise EmulatorError("--fail-5xx and --fail-429 together must not exceed 1")
         _serve(opts)
+    except EmulatorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # e.g. the port is in use, or the data file cannot be written
+        detail = exc.strerror or str(exc)
+        raise click.ClickException(f"{exc.filename}: {detail}" if exc.filename else detail) from exc
 
 
 def _serve(opts: dict[str, Any]) -> None:

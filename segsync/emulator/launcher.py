@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from segsync.errors import SegsyncError
+from segsync.emulator.errors import EmulatorError
 
 READY_PREFIX = "segsync emulator listening on "
 TOKEN_ENV = "SEGSYNC_EMULATOR_TOKEN"
@@ -80,7 +80,9 @@ def launch_emulator(
 
     Returns once the ready line is printed. ``args`` are extra emulator options
     (``--port`` among them replaces the default 0). ``token=None`` starts an emulator that
-    accepts any token (``.token`` is then a placeholder).
+    accepts any token (``.token`` is then a placeholder). Raises :class:`EmulatorError`, with the
+    emulator's error output, when it exits without the ready line (it is killed when that line
+    has not come after ``ready_timeout`` seconds).
     """
     command: Sequence[str] = [python, "-m", "segsync", "emulator"]
     if "--port" not in args:
@@ -115,4 +117,4 @@ def launch_emulator(
     process.kill()
     _, stderr = process.communicate()
     detail = (stderr or "\n".join(output)).strip() or f"exit code {process.returncode}"
-    raise SegsyncError(f"the emulator did not start: {detail}")
+    raise EmulatorError(f"the emulator did not start: {detail}")

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from segsync.emulator.data import FIXTURE_TIME, Catalog
+from segsync.emulator.errors import EmulatorError
 from segsync.emulator.evaluate import select
 from segsync.emulator.validate import MODEL_NOT_FOUND, SEGMENT_KEYS, BodyChecker, Op
-from segsync.errors import ConfigError
 
 DATA_FORMAT = "segsync-emulator-data"
 DATA_VERSION = 1
@@ -152,28 +152,28 @@ class Store:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read emulator data file: {exc}", path=str(path)) from exc
+            raise EmulatorError(f"cannot read emulator data file: {exc}", path=str(path)) from exc
         if not isinstance(raw, dict) or raw.get("format") != DATA_FORMAT:
-            raise ConfigError("not a segsync emulator data file", path=str(path))
+            raise EmulatorError("not a segsync emulator data file", path=str(path))
         if raw.get("version") != DATA_VERSION:
-            raise ConfigError(
+            raise EmulatorError(
                 f"unsupported emulator data version {raw.get('version')!r}", path=str(path)
             )
         if raw.get("workspace") != self.catalog.workspace_name:
-            raise ConfigError(
+            raise EmulatorError(
                 f"this data file belongs to workspace {raw.get('workspace')!r}, "
                 f"not {self.catalog.workspace_name!r} (use --workspace to match it)",
                 path=str(path),
             )
         entries = raw.get("segments")
         if not isinstance(entries, list):
-            raise ConfigError("emulator data file has no segment list", path=str(path))
+            raise EmulatorError("emulator data file has no segment list", path=str(path))
         for entry in entries:
             data = entry.get("segment") if isinstance(entry, dict) else None
             if not isinstance(data, dict) or not all(
                 k in data for k in SEGMENT_KEYS if k != "recordsCount"
             ):
-                raise ConfigError("emulator data file holds a malformed segment", path=str(path))
+                raise EmulatorError("emulator data file holds a malformed segment", path=str(path))
             self._segments[data["uuid"]] = StoredSegment(data, bool(entry.get("linkedToWorkflow")))
             self._slugs.add(data["slug"])
 

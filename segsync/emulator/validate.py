@@ -1,33 +1,31 @@
 """Request-body checks of the emulator: what Cargo should reject, as cargo-api.md §8 asks.
 
-The filter's structure is checked by :func:`segsync.spec.check_wire_filter` (one filter validator
-in the project); this module adds what only the server knows: the body's own keys, the model,
-its columns and their types, and the segments a ``segment`` condition names.
+The emulator is an independent witness of segsync's payloads: its checks are its own, written
+from cargo-api.md, and share no code with segsync's validator. The filter's and the sort's
+structure are checked by :mod:`segsync.emulator.filters` (the §4 tables); this module checks the
+body's own keys and what only the server knows: the model, its columns and their types, related
+models, and the segments a ``segment`` condition names.
 
 Every problem of a body is reported. A body whose model is unknown is a ``modelNotFound``
 problem; everything else is ``invalidFilter``, the only reason Cargo declares for create, update
-and fetch bodies.
+and fetch bodies. With ``lax``, only what Cargo reportedly rejects is refused
+(:func:`lax_filter_problems`).
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from segsync.emulator.checks import describe, did_you_mean, is_uuid4
 from segsync.emulator.data import DEFAULT_WORKSPACE, Catalog, ModelInfo, build_catalog
-from segsync.spec import check_wire_filter
+from segsync.emulator.filters import COLUMN_KINDS, check_filter, check_sort
 
 Op = Literal["create", "update", "fetch"]
 
 INVALID_FILTER = "invalidFilter"
 MODEL_NOT_FOUND = "modelNotFound"
-
-UUID4 = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}\Z"
-)
 
 CREATE_KEYS = ("name", "modelUuid", "filter", "sort", "limit", "trackingColumnSlugs", "columnSlugs")
 UPDATE_KEYS = ("name", "filter", "sort", "limit", "trackingColumnSlugs", "columnSlugs")
@@ -41,7 +39,6 @@ FETCH_KEYS = (
     "enrich",
     "sync",
 )
-SORT_KEYS = ("columnSlug", "kind")
 # Every key of a Segment object, in the order responses give them (cargo-api.md §3).
 SEGMENT_KEYS = (
     "uuid",
@@ -68,13 +65,6 @@ READ_ONLY_KEYS = frozenset(SEGMENT_KEYS) - {
     "modelUuid", "name", "filter", "sort", "limit", "trackingColumnSlugs", "columnSlugs"
 }
 
-COLUMN_KINDS = frozenset(
-    {"string", "number", "date", "boolean", "object", "array", "vector", "any", "objectProperty"}
-)
-_DATE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?\Z"
-)
-
 SegmentModel = Callable[[str], "str | None"]
 """uuid -> the model UUID of that live segment of the workspace, or None (unknown or removed)."""
 
@@ -83,25 +73,6 @@ SegmentModel = Callable[[str], "str | None"]
 class Problem:
     reason: str
     message: str
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 def _is_integer(value: Any) -> bool:
@@ -136,7 +107,7 @@ class BodyChecker:
     ) -> list[Problem]:
         """Problems of ``body`` for ``op``; ``model_uuid`` is the segment's model on update."""
         if not isinstance(body, dict):
-            return [Problem(INVALID_FILTER, f"body: expected a JSON object, got {_describe(body)}")]
+            return [Problem(INVALID_FILTER, f"body: expected a JSON object, got {describe(body)}")]
         found: list[Problem] = []
 
         def bad(message: str, reason: str = INVALID_FILTER) -> None:
@@ -151,7 +122,7 @@ class BodyChecker:
             elif key in READ_ONLY_KEYS:
                 bad(f"{key}: read-only, computed by the server; do not send it")
             elif not self.lax:
-                bad(f"{key}: unknown key{_did_you_mean(key, allowed)}")
+                bad(f"{key}: unknown key{did_you_mean(key, allowed)}")
 
         if op == "update":
             for key in ("name", "filter"):
@@ -176,7 +147,7 @@ class BodyChecker:
             bad(
                 "name: must be a non-empty string"
                 if isinstance(name, str)
-                else f"name: expected a string, got {_describe(name)}"
+                else f"name: expected a string, got {describe(name)}"
             )
 
         model: ModelInfo | None = None
@@ -184,13 +155,13 @@ class BodyChecker:
             model = self.catalog.model_info.get(model_uuid or "")
         else:
             raw_model = body.get("modelUuid")
-            if isinstance(raw_model, str) and UUID4.match(raw_model):
+            if is_uuid4(raw_model):
                 model = self.catalog.model_info.get(raw_model)
                 if model is None or model.deleted:
                     model = None
                     bad(f"modelUuid: no model '{raw_model}' in this workspace", MODEL_NOT_FOUND)
             elif raw_model is not None:
-                bad(f"modelUuid: expected a version-4 UUID, got {raw_model!r}")
+                bad(f"modelUuid: expected a version-4 UUID, got {describe(raw_model)}")
 
         if body.get("filter") is not None:
             found.extend(self._filter(body["filter"], model, self_uuid))
@@ -213,43 +184,37 @@ class BodyChecker:
                 bad(f"fetchingOffset: expected a non-negative integer, got {offset!r}")
             for key in ("enrich", "sync"):
                 if key in body and body[key] is not None and not isinstance(body[key], bool):
-                    bad(f"{key}: expected a boolean, got {_describe(body[key])}")
+                    bad(f"{key}: expected a boolean, got {describe(body[key])}")
         return found
 
     # ------------------------------------------------------------------ pieces
 
     def _sort(self, sort: Any, model: ModelInfo | None, bad: Callable[[str], None]) -> None:
+        """Structure (§4.4), then, unless lax, that each column exists on the model."""
         if sort is None:
             return
-        if not isinstance(sort, list):
-            bad(f"sort: expected a list, got {_describe(sort)}")
+        if self.lax:
+            for message in lax_sort_problems(sort):
+                bad(message)
+            return
+        for message in check_sort(sort):
+            bad(message)
+        if model is None or not isinstance(sort, list):
             return
         for i, entry in enumerate(sort):
-            where = f"sort[{i}]"
-            if not isinstance(entry, dict):
-                bad(f"{where}: expected an object, got {_describe(entry)}")
-                continue
-            if not self.lax:
-                for key in entry:
-                    if key not in SORT_KEYS:
-                        bad(f"{where}.{key}: unknown key{_did_you_mean(key, SORT_KEYS)}")
-            if entry.get("kind") not in ("asc", "desc"):
-                bad(f"{where}.kind: expected 'asc' or 'desc', got {entry.get('kind')!r}")
-            slug = entry.get("columnSlug")
-            if not isinstance(slug, str):
-                bad(f"{where}.columnSlug: expected a string, got {_describe(slug)}")
-            elif model is not None and not self.lax:
-                self._column_exists(f"{where}.columnSlug", slug, model, bad)
+            slug = entry.get("columnSlug") if isinstance(entry, dict) else None
+            if isinstance(slug, str):
+                self._column_exists(f"sort[{i}].columnSlug", slug, model, bad)
 
     def _slugs(
         self, key: str, value: Any, model: ModelInfo | None, bad: Callable[[str], None]
     ) -> None:
         if not isinstance(value, list):
-            bad(f"{key}: expected a list of column slugs, got {_describe(value)}")
+            bad(f"{key}: expected a list of column slugs, got {describe(value)}")
             return
         for i, slug in enumerate(value):
             if not isinstance(slug, str):
-                bad(f"{key}[{i}]: expected a string, got {_describe(slug)}")
+                bad(f"{key}[{i}]: expected a string, got {describe(slug)}")
             elif model is not None and not self.lax:
                 self._column_exists(f"{key}[{i}]", slug, model, bad)
 
@@ -259,14 +224,14 @@ class BodyChecker:
             return True
         bad(
             f"{where}: unknown column '{slug}' on model '{model.slug}'"
-            f"{_did_you_mean(slug, model.column_order)}"
+            f"{did_you_mean(slug, model.column_order)}"
         )
         return False
 
     def _filter(self, flt: Any, model: ModelInfo | None, self_uuid: str | None) -> list[Problem]:
         if self.lax:
             return [Problem(INVALID_FILTER, m) for m in lax_filter_problems(flt)]
-        found = [Problem(INVALID_FILTER, m) for m in check_wire_filter(flt)]
+        found = [Problem(INVALID_FILTER, m) for m in check_filter(flt)]
         if model is not None and isinstance(flt, dict):
             messages: list[str] = []
             groups = flt.get("groups")
@@ -356,18 +321,13 @@ class BodyChecker:
                 known = ", ".join(f"'{p}'" for p in properties)
                 bad(
                     f"{where}.propertyName: column '{slug}' has no property '{name}'"
-                    f"{_did_you_mean(name, properties)}; its properties are {known}"
+                    f"{did_you_mean(name, properties)}; its properties are {known}"
                 )
         elif kind != column_type:
             bad(
                 f"{where}.kind: '{kind}' does not match column '{slug}' of model '{model.slug}', "
                 f"which is of type '{column_type}' (Cargo would match no records)"
             )
-        elif kind == "date":
-            for key in ("value", "firstValue", "lastValue"):
-                value = cond.get(key)
-                if isinstance(value, str) and not _DATE.match(value):
-                    bad(f"{where}.{key}: {value!r} is not an ISO-8601 date")
         return column_type
 
     def _segment(
@@ -398,20 +358,39 @@ class BodyChecker:
 def lax_filter_problems(flt: Any) -> list[str]:
     """What Cargo reportedly rejects: a non-object filter or group, non-list groups/conditions."""
     if not isinstance(flt, dict):
-        return [f"filter: expected an object, got {_describe(flt)}"]
+        return [f"filter: expected an object, got {describe(flt)}"]
     groups = flt.get("groups", [])
     if not isinstance(groups, list):
-        return [f"filter.groups: expected a list, got {_describe(groups)}"]
+        return [f"filter.groups: expected a list, got {describe(groups)}"]
     found: list[str] = []
     for g, group in enumerate(groups):
         if not isinstance(group, dict):
-            found.append(f"filter.groups[{g}]: expected an object, got {_describe(group)}")
+            found.append(f"filter.groups[{g}]: expected an object, got {describe(group)}")
             continue
         conditions = group.get("conditions", [])
         if not isinstance(conditions, list):
             found.append(
-                f"filter.groups[{g}].conditions: expected a list, got {_describe(conditions)}"
+                f"filter.groups[{g}].conditions: expected a list, got {describe(conditions)}"
             )
+    return found
+
+
+def lax_sort_problems(sort: Any) -> list[str]:
+    """What a lax emulator refuses in a sort: not a list of objects with ``kind`` asc/desc and a
+    string ``columnSlug`` (unknown keys and unknown columns pass)."""
+    if not isinstance(sort, list):
+        return [f"sort: expected a list, got {describe(sort)}"]
+    found: list[str] = []
+    for i, entry in enumerate(sort):
+        where = f"sort[{i}]"
+        if not isinstance(entry, dict):
+            found.append(f"{where}: expected an object, got {describe(entry)}")
+            continue
+        if entry.get("kind") not in ("asc", "desc"):
+            found.append(f"{where}.kind: expected 'asc' or 'desc', got {entry.get('kind')!r}")
+        slug = entry.get("columnSlug")
+        if not isinstance(slug, str):
+            found.append(f"{where}.columnSlug: expected a string, got {describe(slug)}")
     return found
 
 
