@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from segsync.plan import known_specs, make_plan
+from segsync.plan import make_plan
 from segsync.render import render_text
-from segsync.spec import load_specs
+from segsync.specs import known_specs, load_specs
 from segsync.state import Entry, State, dump_state, read_state
 
 SPEC = """\

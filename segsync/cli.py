@@ -1,4 +1,6 @@
-"""Command-line interface: the only module that prints or exits.
+"""Command-line interface: options -> ``manager`` -> print and exit. The only module that
+prints or exits, and the one place where errors become ``error: …`` and exit code 1
+(:meth:`SegsyncGroup.main`).
 
 Heavy modules (httpx, deepdiff, pydantic models) are imported inside the commands that need them,
 so that ``segsync --version`` stays as cheap as importing click.
@@ -8,49 +10,34 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
 from segsync import __version__
 
 if TYPE_CHECKING:
-    from segsync.client import CargoClient
+    from segsync.apply import ActionResult
+    from segsync.manager import Log
+    from segsync.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _fail(message: str, debug: bool = False) -> NoReturn:
-    if debug:
-        import traceback
-
-        traceback.print_exc()
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-@contextmanager
-def errors_at_the_edge(debug: bool = False) -> Iterator[None]:
-    """Turn SegsyncError (and a stray OSError) into ``error: …`` on stderr and exit 1."""
-    from segsync.errors import SegsyncError
-
-    try:
-        yield
-    except SegsyncError as exc:
-        _fail(str(exc), debug)
-    except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), debug)
-
-
 class SegsyncGroup(click.Group):
-    """Exits 1 on every usage error (click uses 2; design.md keeps 2 for 'changes present').
+    """The edge: every error of every command is rendered here, once, and exits 1 (usage
+    errors too: click uses 2, which segsync keeps for "changes present").
 
     Commands listed in ``lazy`` are imported only when used, to keep start-up cheap.
     """
+
+    #: ``--debug`` was given (on the group or on the command): tracebacks and HTTP logs.
+    debug = False
+    #: Spec errors of a failed run as GitHub annotations (``plan --format github``).
+    github_errors = False
 
     lazy: ClassVar[dict[str, tuple[str, str]]] = {
         "emulator": ("segsync.emulator.command", "emulator_command"),
@@ -70,8 +57,17 @@ class SegsyncGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        SegsyncGroup.debug = SegsyncGroup.github_errors = False
         try:
-            rv = super().main(*args, **kwargs)
+            try:
+                rv = super().main(*args, **kwargs)
+            except click.exceptions.Exit:
+                raise
+            except (click.ClickException, click.exceptions.Abort):
+                raise
+            except Exception as exc:
+                _render_error(exc)
+                sys.exit(1)
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(1)
@@ -91,12 +87,49 @@ class SegsyncGroup(click.Group):
         sys.exit(0)
 
 
+def _render_error(exc: Exception) -> None:
+    """Print a failure once: spec errors with their places, then ``error: …``; a traceback
+    with --debug. Anything that is not a segsync error or an OSError is a bug: re-raised."""
+    from segsync.errors import SegsyncError, ValidationFailed
+    from segsync.render.errors import error_line, spec_error_lines
+
+    if not isinstance(exc, (SegsyncError, OSError)):
+        raise exc
+    if SegsyncGroup.debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if isinstance(exc, ValidationFailed):
+        github = SegsyncGroup.github_errors
+        for line in spec_error_lines(exc.errors, "github" if github else "text"):
+            click.echo(line, err=not github)
+    if isinstance(exc, OSError):
+        message = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+        click.echo(error_line(message), err=True)
+    else:
+        click.echo(error_line(exc), err=True)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        SegsyncGroup.debug = True
+    return value
+
+
 def debug_option(f: F) -> F:
     return click.option(
         "--debug",
         is_flag=True,
+        expose_value=False,
+        callback=_set_debug,
         help="Show tracebacks and HTTP request logs (the token is never shown).",
     )(f)
+
+
+def _http_log() -> Log | None:
+    if not SegsyncGroup.debug:
+        return None
+    return lambda line: click.echo(f"debug: {line}", err=True)
 
 
 def dir_option(f: F) -> F:
@@ -123,6 +156,7 @@ def state_option(f: F) -> F:
 
 @click.group(cls=SegsyncGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="segsync", message="%(prog)s %(version)s")
+@debug_option
 def cli() -> None:
     """Cargo segments as code: validate, plan and apply YAML segment specs.
 
@@ -160,7 +194,7 @@ def state_group() -> None:
     help="text: a header and one line per segment; json: the same as one JSON object.",
 )
 @debug_option
-def state_list(state_path: str, fmt: str, debug: bool) -> None:
+def state_list(state_path: str, fmt: str) -> None:
     """List the segments recorded in the state file, sorted by id.
 
     Each line shows the spec id, the segment UUID, the model as written, the spec file and
@@ -173,10 +207,10 @@ def state_list(state_path: str, fmt: str, debug: bool) -> None:
       segsync state list
       segsync state list --state prod.state.json --format json
     """
-    with errors_at_the_edge(debug):
-        from segsync.state import format_state_list, read_state
+    from segsync.render.state import format_state_list
+    from segsync.state import read_state
 
-        click.echo(format_state_list(read_state(state_path), state_path, fmt=fmt), nl=False)
+    click.echo(format_state_list(read_state(state_path), state_path, fmt=fmt), nl=False)
 
 
 @state_group.command("show")
@@ -191,7 +225,7 @@ def state_list(state_path: str, fmt: str, debug: bool) -> None:
     help="text: readable fields; json: the entry exactly as stored in the state file.",
 )
 @debug_option
-def state_show(spec_id: str, state_path: str, fmt: str, debug: bool) -> None:
+def state_show(spec_id: str, state_path: str, fmt: str) -> None:
     """Show the state entry of one segment, by spec id.
 
     Everything the state file records for it: UUID, model, spec file, protect, when it was
@@ -202,11 +236,11 @@ def state_show(spec_id: str, state_path: str, fmt: str, debug: bool) -> None:
       segsync state show sales/enterprise-eu
       segsync state show sales/enterprise-eu --format json
     """
-    with errors_at_the_edge(debug):
-        from segsync.state import format_entry, get_entry, read_state
+    from segsync.render.state import format_entry
+    from segsync.state import get_entry, read_state
 
-        entry = get_entry(read_state(state_path), spec_id, state_path)
-        click.echo(format_entry(spec_id, entry, fmt=fmt), nl=False)
+    entry = get_entry(read_state(state_path), spec_id, state_path)
+    click.echo(format_entry(spec_id, entry, fmt=fmt), nl=False)
 
 
 @state_group.command("unlock")
@@ -215,7 +249,7 @@ def state_show(spec_id: str, state_path: str, fmt: str, debug: bool) -> None:
     "--yes", is_flag=True, help="Remove the lock without asking (required without a terminal)."
 )
 @debug_option
-def state_unlock(state_path: str, yes: bool, debug: bool) -> None:
+def state_unlock(state_path: str, yes: bool) -> None:
     """Remove a stale state lock.
 
     A run that crashed or was killed leaves its lock behind. This command shows who holds
@@ -229,39 +263,30 @@ def state_unlock(state_path: str, yes: bool, debug: bool) -> None:
       segsync state unlock
       segsync state unlock --state prod.state.json --yes
     """
-    with errors_at_the_edge(debug):
-        from segsync.errors import ConfigError, StateError
-        from segsync.state import break_lock, describe_holder, lock_path, read_lock
+    from segsync.errors import ConfigError, StateError
+    from segsync.lock import break_lock, describe_holder, lock_path, read_lock
 
-        lock = lock_path(state_path)
-        holder = read_lock(state_path)
-        if holder is None:
-            raise StateError("there is no lock to remove (the file does not exist)", path=lock)
-        click.echo(f"{lock} is held by {describe_holder(holder)}")
-        if not yes:
-            if not _stdin_is_terminal():
-                raise ConfigError(
-                    "not removing the lock without confirmation: no terminal to ask on; "
-                    "pass --yes if that run has ended"
-                )
-            if not click.confirm("Remove it? Only do this if that run has ended", default=False):
-                raise click.exceptions.Abort()
-        if break_lock(state_path):
-            click.echo(f"removed {lock}")
-        else:
-            click.echo(f"{lock} was already gone")
+    lock = lock_path(state_path)
+    holder = read_lock(state_path)
+    if holder is None:
+        raise StateError("there is no lock to remove (the file does not exist)", path=lock)
+    click.echo(f"{lock} is held by {describe_holder(holder)}")
+    if not yes:
+        if not _stdin_is_terminal():
+            raise ConfigError(
+                "not removing the lock without confirmation: no terminal to ask on; "
+                "pass --yes if that run has ended"
+            )
+        if not click.confirm("Remove it? Only do this if that run has ended", default=False):
+            raise click.exceptions.Abort()
+    if break_lock(state_path):
+        click.echo(f"removed {lock}")
+    else:
+        click.echo(f"{lock} was already gone")
 
 
 def main() -> None:
     cli()
-
-
-def _spec_error_dicts(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"file": e.path, "line": e.line, "column": e.column, "field": e.field,
-         "message": e.message}
-        for e in errors
-    ]
 
 
 @cli.command()
@@ -276,7 +301,7 @@ def _spec_error_dicts(errors: Any) -> list[dict[str, Any]]:
     "github: workflow annotations on the offending lines.",
 )
 @debug_option
-def validate(directory: str, fmt: str, debug: bool) -> int:
+def validate(directory: str, fmt: str) -> int:
     """Check every spec file strictly, offline, and report all errors.
 
     Every error names its place as file:line:column. Exit 0 when all specs are valid, 1 otherwise.
@@ -286,37 +311,18 @@ def validate(directory: str, fmt: str, debug: bool) -> int:
       segsync validate
       segsync validate --dir segments --format github
     """
-    import json
-
     from segsync.errors import ValidationFailed
-    from segsync.spec import count_spec_files, load_specs
+    from segsync.manager import validate_project
+    from segsync.render.errors import validation_report
+    from segsync.specs import count_spec_files
 
-    with errors_at_the_edge(debug):
-        errors = []
-        try:
-            load_specs(directory)
-        except ValidationFailed as exc:
-            errors = exc.errors
-        total = count_spec_files(directory)
-        summary = f"{total} spec{'s' if total != 1 else ''}, {len(errors)} error" + (
-            "s" if len(errors) != 1 else ""
-        )
-        if fmt == "json":
-            report = {"specs": total, "valid": not errors, "errors": _spec_error_dicts(errors)}
-            click.echo(json.dumps(report, indent=2, sort_keys=True))
-        elif fmt == "github":
-            from segsync.render import github_annotation
-
-            for e in errors:
-                body = f"{e.field}: {e.message}" if e.field else e.message
-                click.echo(github_annotation("error", body, file=e.path, line=e.line,
-                                             col=e.column))
-            click.echo(github_annotation("notice", summary, title="segsync validate"))
-        else:
-            for e in errors:
-                click.echo(str(e))
-            click.echo(summary)
-        return 1 if errors else 0
+    errors = []
+    try:
+        _, total = validate_project(directory)
+    except ValidationFailed as exc:
+        errors, total = exc.errors, count_spec_files(directory)
+    click.echo(validation_report(errors, total, fmt), nl=False)
+    return 1 if errors else 0
 
 
 @cli.command()
@@ -385,7 +391,6 @@ def plan(
     refresh: bool,
     preview: bool,
     detailed_exitcode: bool,
-    debug: bool,
 ) -> int:
     """Show what apply would change: specs compared with the state file.
 
@@ -402,55 +407,21 @@ def plan(
       segsync plan --refresh --prune
       segsync plan --preview
     """
-    with errors_at_the_edge(debug):
-        from segsync.errors import ValidationFailed
-        from segsync.plan import known_specs, make_plan
-        from segsync.planfile import write_plan_file
-        from segsync.render import RENDERERS, github_annotation
-        from segsync.spec import load_specs
-        from segsync.state import read_state
+    from segsync.manager import Project, plan_project
+    from segsync.planfile import write_plan_file
+    from segsync.render import render
 
-        state = read_state(state_path)
-        try:
-            specs = load_specs(directory, known=known_specs(state, directory))
-        except ValidationFailed as exc:
-            for e in exc.errors:
-                if fmt == "github":
-                    body = f"{e.field}: {e.message}" if e.field else e.message
-                    annotation = github_annotation(
-                        "error", body, file=e.path, line=e.line, col=e.column
-                    )
-                    click.echo(annotation)
-                else:
-                    click.echo(str(e), err=True)
-            raise
-        if refresh or preview:
-            from segsync import apply as applying
-            from segsync.client import CargoClient
-
-            log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
-            with CargoClient(debug_log=log) as client:
-                if refresh:
-                    # apply's own refresh: the workspace check, one list call per model, and
-                    # the checks that need Cargo (raw segmentUuids, play-owned namesakes).
-                    client.prefetch()
-                    workspace = applying.target_workspace(client, state, specs=specs)
-                    the_plan = applying.prepare(
-                        client, specs, state, workspace_uuid=str(workspace["uuid"]),
-                        prune=prune,
-                    ).plan
-                else:
-                    the_plan = make_plan(specs, state, prune=prune)
-                if preview:
-                    the_plan = applying.preview(client, the_plan, state)
-        else:
-            the_plan = make_plan(specs, state, prune=prune)
-        color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(RENDERERS[fmt](the_plan, color=color), nl=False, color=color)
-        if out is not None:
-            write_plan_file(out, the_plan, state=state, specs=specs, prune=prune)
-            click.echo(f"Plan saved to {out}; apply it with `segsync apply {out}`.", err=True)
-        return 2 if detailed_exitcode and the_plan.has_changes else 0
+    SegsyncGroup.github_errors = fmt == "github"
+    planned = plan_project(
+        Project(directory, state_path), prune=prune, refresh=refresh, preview=preview,
+        log=_http_log(),
+    )
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    click.echo(render(planned.plan, fmt, color=color), nl=False, color=color)
+    if out is not None:
+        write_plan_file(out, planned.plan, state=planned.state, specs=planned.specs, prune=prune)
+        click.echo(f"Plan saved to {out}; apply it with `segsync apply {out}`.", err=True)
+    return 2 if detailed_exitcode and planned.plan.has_changes else 0
 
 
 @cli.command()
@@ -495,7 +466,6 @@ def apply(
     prune: bool,
     allow_replace: bool,
     force: bool,
-    debug: bool,
 ) -> int:
     """Make Cargo match the specs: create, update, replace and delete segments.
 
@@ -511,105 +481,26 @@ def apply(
       segsync apply --auto-approve --parallelism 8
       segsync plan --out plan.json && segsync apply plan.json
     """
-    with errors_at_the_edge(debug):
-        from segsync.client import CargoClient
-        from segsync.errors import ConfigError
-        from segsync.state import StateLock
+    from segsync.errors import ApplyError, ConfigError
+    from segsync.manager import Project, apply_project
+    from segsync.render.progress import apply_summary
 
-        if not auto_approve and not _stdin_is_terminal():
-            raise ConfigError(
-                "apply asks for confirmation, but there is no terminal to ask on; pass "
-                "--auto-approve to apply without asking (as in CI)"
-            )
-        log = (lambda line: click.echo(f"debug: {line}", err=True)) if debug else None
-        with StateLock(state_path, command="segsync apply"):
-            client = CargoClient(debug_log=log)
-            # The workspace and the model catalog are read while the specs load.
-            client.prefetch()
-            with client:
-                return _apply_with(
-                    client, planfile, directory, state_path, auto_approve=auto_approve,
-                    parallelism=parallelism, prune=prune, allow_replace=allow_replace, force=force,
-                )
-
-
-def _apply_with(
-    client: CargoClient,
-    planfile: str | None,
-    directory: str,
-    state_path: str,
-    *,
-    auto_approve: bool,
-    parallelism: int,
-    prune: bool,
-    allow_replace: bool,
-    force: bool,
-) -> int:
-    from segsync import apply as applying
-    from segsync.errors import ApplyError, ConfigError, ValidationFailed
-    from segsync.plan import known_specs
-    from segsync.planfile import check_fresh, read_plan_file
-    from segsync.render import render_text
-    from segsync.spec import load_specs
-    from segsync.state import StateStore, read_state
-
-    state = read_state(state_path)
+    if not auto_approve and not _stdin_is_terminal():
+        raise ConfigError(
+            "apply asks for confirmation, but there is no terminal to ask on; pass "
+            "--auto-approve to apply without asking (as in CI)"
+        )
+    ui = _TerminalUI(auto_approve=auto_approve)
     try:
-        specs = load_specs(directory, known=known_specs(state, directory))
-    except ValidationFailed as exc:
-        for e in exc.errors:
-            click.echo(str(e), err=True)
-        raise
-    saved = None
-    if planfile is not None:
-        saved = read_plan_file(planfile)
-        check_fresh(saved, state, specs)
-        if prune and not saved.prune:
-            raise ConfigError(
-                f"{planfile} was planned without --prune; plan again with --prune"
-            )
-        prune = saved.prune
-    workspace = applying.target_workspace(client, state, specs=specs)
-    click.echo(f"Target workspace: {applying.describe_workspace(workspace)}")
-    prepared = applying.prepare(
-        client, specs, state, workspace_uuid=str(workspace["uuid"]), prune=prune,
-        saved=saved, parallelism=parallelism,
-    )
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    click.echo(render_text(prepared.plan, color=color), nl=False, color=color)
-    for note in prepared.notes:
-        click.echo(f"note: {note}")
-    applying.check_safety(prepared, allow_replace=allow_replace, force=force)
-    if not prepared.plan.has_changes:
-        return 0
-    if not auto_approve and not click.confirm("Apply these changes?", default=False):
-        raise ConfigError("apply cancelled; nothing was changed")
-    store = StateStore(state_path, state)
-    total = len(prepared.plan.changes())
-    bar = (
-        click.progressbar(length=total, label="Applying", file=sys.stderr)
-        if sys.stderr.isatty()
-        else None
-    )
-
-    def on_result(result: applying.ActionResult, done: int, tasks: int) -> None:
-        if bar is not None:
-            click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
-        click.echo(applying.describe_result(result))
-        for warning in result.warnings:
-            click.echo(f"    ! {warning}")
-        if bar is not None:
-            bar.length = tasks
-            bar.update(1)
-
-    try:
-        report = applying.execute(
-            prepared, client, store, parallelism=parallelism, on_result=on_result
+        report = apply_project(
+            Project(directory, state_path), ui, planfile=planfile, prune=prune,
+            allow_replace=allow_replace, force=force, parallelism=parallelism, log=_http_log(),
         )
     finally:
-        if bar is not None:
-            bar.render_finish()
-    click.echo(report.summary_line())
+        ui.close()
+    if report is None:
+        return 0
+    click.echo(apply_summary(report))
     if report.failures:
         for spec_id, message in report.failures:
             click.echo(f"error: {spec_id}: {message}", err=True)
@@ -620,3 +511,46 @@ def _apply_with(
         )
         raise ApplyError(report.failures)
     return 0
+
+
+class _TerminalUI:
+    """What apply shows on the terminal: workspace, plan, question, one line per result (and a
+    progress bar on stderr when it is a terminal)."""
+
+    def __init__(self, *, auto_approve: bool) -> None:
+        self._auto_approve = auto_approve
+        self._bar: Any = None
+
+    def workspace(self, description: str) -> None:
+        click.echo(f"Target workspace: {description}")
+
+    def plan(self, plan: Plan, notes: Sequence[str]) -> None:
+        from segsync.render import render_text
+
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render_text(plan, color=color), nl=False, color=color)
+        for note in notes:
+            click.echo(f"note: {note}")
+
+    def confirm(self) -> bool:
+        return self._auto_approve or click.confirm("Apply these changes?", default=False)
+
+    def result(self, result: ActionResult, done: int, total: int) -> None:
+        from segsync.render.progress import describe_result
+
+        if self._bar is None and sys.stderr.isatty():
+            self._bar = click.progressbar(length=total, label="Applying", file=sys.stderr)
+        if self._bar is not None:
+            click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
+        click.echo(describe_result(result))
+        for warning in result.warnings:
+            click.echo(f"    ! {warning}")
+        if result.traceback and SegsyncGroup.debug:
+            click.echo(result.traceback, err=True, nl=False)
+        if self._bar is not None:
+            self._bar.length = total
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.render_finish()

@@ -14,7 +14,6 @@ caller can reconcile before trying again.
 
 from __future__ import annotations
 
-import difflib
 import email.utils
 import json
 import math
@@ -25,7 +24,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timezone
 from typing import Any
 
@@ -33,6 +31,7 @@ import httpx
 
 from segsync import __version__
 from segsync.errors import ApiError, ConfigError, NetworkError
+from segsync.types import Payload
 
 DEFAULT_BASE_URL = "https://api.getcargo.io/v1"
 BACKOFF_BASE = 1.0
@@ -41,9 +40,6 @@ BACKOFF_CAP = 30.0
 # Reasons that mean "this segment is gone"; after an uncertain delete attempt they mean success.
 GONE_REASONS = frozenset({"segmentNotFound", "segmentAlreadyRemoved"})
 
-_UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 # Printable ASCII without spaces: anything else cannot go into a header, and h11 would quote the
 # offending header value (the token) in its error message.
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
@@ -51,9 +47,6 @@ _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors worth another attempt (a bad URL or a local protocol error is not).
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-Payload = dict[str, Any]
-
 
 class CreateOutcomeUnknown(NetworkError):
     """A create was sent, but whether it happened is unknown (timeout, dropped connection, 5xx)."""
@@ -211,9 +204,6 @@ class CargoClient:
         # A 429 seen by any thread pushes this monotonic time forward; every request waits for it.
         self._gate_lock = threading.Lock()
         self._not_before = -math.inf
-        self._catalog_lock = threading.Lock()
-        self._catalog: tuple[list[Payload], list[Payload]] | None = None
-        self._prefetched: dict[str, Future[Any]] = {}
 
     def __repr__(self) -> str:
         return f"CargoClient(base_url={self.base_url!r})"
@@ -227,35 +217,10 @@ class CargoClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def prefetch(self) -> None:
-        """Start reading the current workspace, datasets and models in the background.
-
-        apply needs all three before anything else and they do not depend on each other, so
-        they are read at once while the specs load; :meth:`current_workspace` and the model
-        lookups then use these answers (or raise their errors).
-        """
-        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="segsync-prefetch")
-        self._prefetched = {
-            "workspace": pool.submit(self._read_workspace),
-            "datasets": pool.submit(self.list_datasets),
-            "models": pool.submit(self.list_models),
-        }
-        pool.shutdown(wait=False)
-
-    def _take(self, name: str) -> Future[Any] | None:
-        return self._prefetched.pop(name, None)
-
     # -- endpoints ---------------------------------------------------------------------------
 
     def current_workspace(self) -> Payload:
         """``GET /workspaceManagement/workspaces/current`` → the workspace object."""
-        future = self._take("workspace")
-        if future is not None:
-            result: Payload = future.result()
-            return result
-        return self._read_workspace()
-
-    def _read_workspace(self) -> Payload:
         action = "reading the current workspace"
         response = self._call("GET", "/workspaceManagement/workspaces/current", action)
         return self._object(self._json(response, action), "workspace", action)
@@ -354,87 +319,6 @@ class CargoClient:
         action = "previewing a filter"
         response = self._call("POST", "/segmentation/segments/fetch", action, body=dict(body))
         return self._json(response, action)
-
-    # -- model resolution --------------------------------------------------------------------
-
-    def resolve_model(self, ref: str) -> Payload:
-        """The live model named by ``ref``: its uuid, a bare slug, or ``datasetSlug.modelSlug``."""
-        datasets, models = self._load_catalog()
-        ref = ref.strip()
-        live = [m for m in models if m.get("deletedAt") is None and isinstance(m.get("slug"), str)]
-        if _UUID_RE.match(ref):
-            for model in models:
-                if str(model.get("uuid", "")).lower() == ref.lower():
-                    if model.get("deletedAt") is None:
-                        return model
-                    raise self._config_error(
-                        f"model {ref} was deleted in Cargo; point the spec at a live model"
-                    )
-            raise self._config_error(
-                f"model {ref} does not exist in this workspace; check the uuid or use the "
-                "model's slug"
-            )
-
-        dataset_slugs = {
-            d["uuid"]: d["slug"]
-            for d in datasets
-            if d.get("deletedAt") is None
-            and isinstance(d.get("uuid"), str)
-            and isinstance(d.get("slug"), str)
-        }
-
-        def qualified(model: Payload) -> str | None:
-            dataset_uuid = model.get("datasetUuid")
-            slug = dataset_slugs.get(dataset_uuid) if isinstance(dataset_uuid, str) else None
-            return f"{slug}.{model['slug']}" if slug is not None else None
-
-        if "." in ref:
-            matches = [m for m in live if qualified(m) == ref]
-        else:
-            matches = [m for m in live if m["slug"] == ref]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            choices = sorted({q for q in map(qualified, matches) if q})
-            if "." in ref or len(choices) < len(matches):
-                uuids = ", ".join(sorted(str(m.get("uuid")) for m in matches))
-                raise self._config_error(
-                    f"model '{ref}' matches several models ({uuids}); use modelUuid instead"
-                )
-            raise self._config_error(
-                f"model '{ref}' is ambiguous: several datasets have a model with this slug; "
-                f"write one of {', '.join(choices)}"
-            )
-
-        counts: dict[str, int] = {}
-        for m in live:
-            counts[m["slug"]] = counts.get(m["slug"], 0) + 1
-        available: set[str] = set()
-        candidates: set[str] = set(counts)
-        for m in live:
-            q = qualified(m)
-            if q:
-                candidates.add(q)
-            available.add(m["slug"] if counts[m["slug"]] == 1 or q is None else q)
-        if not available:
-            raise self._config_error(f"unknown model '{ref}': this workspace has no models")
-        close = difflib.get_close_matches(ref, sorted(candidates), n=1, cutoff=0.6)
-        hint = f": did you mean '{close[0]}'?" if close else "."
-        names = sorted(available)
-        shown = ", ".join(names[:50]) + (
-            f", … and {len(names) - 50} more" if len(names) > 50 else ""
-        )
-        raise self._config_error(f"unknown model '{ref}'{hint} Available models: {shown}")
-
-    def _load_catalog(self) -> tuple[list[Payload], list[Payload]]:
-        with self._catalog_lock:
-            if self._catalog is None:
-                datasets, models = self._take("datasets"), self._take("models")
-                self._catalog = (
-                    datasets.result() if datasets is not None else self.list_datasets(),
-                    models.result() if models is not None else self.list_models(),
-                )
-            return self._catalog
 
     # -- transport, retries, errors ----------------------------------------------------------
 
@@ -581,8 +465,9 @@ class CargoClient:
         text = _one_line(str(exc))
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    def _config_error(self, message: str) -> ConfigError:
-        return ConfigError(redact(message, self._token))
+    def scrub(self, text: str) -> str:
+        """``text`` with every form of the token replaced by ``***``."""
+        return redact(text, self._token)
 
     def _log(self, line: str) -> None:
         if self._debug_log is not None:

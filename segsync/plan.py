@@ -1,157 +1,56 @@
-"""Specs + state (+ optionally the live remote segments) -> a Plan: a frozen value, no I/O.
+"""Specs + state (+ what Cargo holds) -> a Plan: a frozen value, and every decision about it.
 
 The plan says, per spec id, what apply would do: ``create``, ``update``, ``replace``,
 ``delete``, ``moved``, ``recreate``, ``orphan`` (in the state, not in the specs, left in
-place) or ``unchanged``. Renderers (``render.py``) print it; apply executes it.
+place) or ``unchanged``. Offline, it is made from the specs and the state alone. With
+:class:`Cargo` (``plan --refresh`` and apply), the same pass also uses the live segments and
+the resolved models: drift, segments deleted outside segsync, a model slug that now names
+another model, namesakes, play-owned segments and broken raw ``segmentUuid`` references.
+
+Warnings travel as typed :class:`Warn` values (a code and the text shown), so later stages
+decide on the code, never on the English text. The values themselves are in ``plantypes``;
+renderers (``render/``) print the plan; apply executes it; this module does no I/O.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Final, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
+
+from segsync.canonical import canonical_managed, from_wire, segment_uuids
+from segsync.diff import ABSENT, FieldChange, field_changes
+from segsync.errors import ConfigError, PlanFileError
+from segsync.plantypes import (
+    CHANGE_KINDS,
+    KIND_ORDER,
+    KINDS,
+    MODEL_CHANGE_TEXT,
+    PREVIEW_KINDS,
+    SUMMARY_KEYS,
+    Action,
+    ActionKind,
+    Cargo,
+    Plan,
+    Preview,
+    Warn,
+    WarnCode,
+)
+from segsync.types import Payload, dotted
 
 if TYPE_CHECKING:
-    from segsync.spec import LoadedSpec
+    from segsync.specs import LoadedSpec
     from segsync.state import Entry, State
 
-ActionKind = Literal[
-    "create", "update", "replace", "delete", "moved", "recreate", "orphan", "unchanged"
+__all__ = [
+    "ABSENT", "CHANGE_KINDS", "KINDS", "PREVIEW_KINDS", "SUMMARY_KEYS", "Action", "ActionKind",
+    "Cargo", "FieldChange", "Plan", "Preview", "Warn", "WarnCode",
 ]
 
-#: Every kind, in the order used to sort actions of the same dependency rank and by the summaries.
-KINDS: Final[tuple[ActionKind, ...]] = (
-    "create",
-    "recreate",
-    "replace",
-    "moved",
-    "update",
-    "unchanged",
-    "delete",
-    "orphan",
-)
-_KIND_ORDER: Final[dict[str, int]] = {kind: i for i, kind in enumerate(KINDS)}
-
-#: The keys of ``Plan.summary`` (and of the JSON ``summary`` object), in this order.
-SUMMARY_KEYS: Final[tuple[ActionKind, ...]] = (
-    "create",
-    "update",
-    "replace",
-    "delete",
-    "moved",
-    "recreate",
-    "unchanged",
-    "orphan",
-)
-
-#: Kinds that change something in Cargo or in the state; ``unchanged`` and ``orphan`` do not.
-CHANGE_KINDS: Final[frozenset[str]] = frozenset(
-    {"create", "update", "replace", "delete", "moved", "recreate"}
-)
-
-
-class _Absent:
-    """The value of a field that is not there (added or removed by a change)."""
-
-    _instance: _Absent | None = None
-
-    def __new__(cls) -> _Absent:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-#: ``FieldChange.old`` of a field that is added, ``FieldChange.new`` of one that is removed.
-ABSENT: Final = _Absent()
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One changed field: dotted path (``filter.groups[0].conditions[1].value``), old -> new."""
-
-    field: str
-    old: Any
-    new: Any
-
-
-@dataclass(frozen=True)
-class Action:
-    """What happens to one spec id. ``changes`` holds field-level old -> new for update,
-    moved and replace; ``spec`` is None for delete/orphan, ``entry`` is None for create."""
-
-    kind: ActionKind
-    id: str
-    name: str
-    file: str | None
-    uuid: str | None
-    model: str | None
-    changes: tuple[FieldChange, ...] = ()
-    moved_from: str | None = None
-    spec: LoadedSpec | None = None
-    entry: Entry | None = None
-    reason: str | None = None
-    warnings: tuple[str, ...] = ()
-    preview: Preview | None = None  # with `plan --preview`: what the new filter would match
-
-
-@dataclass(frozen=True)
-class Preview:
-    """How many records a created or updated segment would hold, from Cargo's fetch endpoint.
-
-    ``count`` is None when it cannot be asked yet (a referenced segment is not created);
-    ``approximate`` when Cargo said it was still refreshing its data.
-    """
-
-    count: int | None
-    approximate: bool = False
-    note: str | None = None
-
-
-#: Kinds whose spec filter is sent to Cargo, so a preview can tell what it would match.
-PREVIEW_KINDS: Final[frozenset[str]] = frozenset({"create", "update", "replace", "recreate"})
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The actions, ordered for execution (see ``make_plan``), with their counts."""
-
-    actions: tuple[Action, ...]
-    prune: bool = False
-    refreshed: bool = False
-
-    @cached_property
-    def _counts(self) -> dict[str, int]:
-        counts: dict[str, int] = dict.fromkeys(KINDS, 0)
-        for action in self.actions:
-            counts[action.kind] += 1
-        return counts
-
-    def count(self, kind: ActionKind) -> int:
-        return self._counts[kind]
-
-    @property
-    def summary(self) -> dict[str, int]:
-        """Counts per kind: create, update, replace, delete, moved, recreate, unchanged, orphan."""
-        return {kind: self._counts[kind] for kind in SUMMARY_KEYS}
-
-    @property
-    def has_changes(self) -> bool:
-        """True when apply would do anything (every kind but ``unchanged`` and ``orphan``)."""
-        return any(self._counts[kind] for kind in CHANGE_KINDS)
-
-    def changes(self) -> tuple[Action, ...]:
-        """The actions that are neither ``unchanged`` nor ``orphan``, in plan order."""
-        return tuple(a for a in self.actions if a.kind in CHANGE_KINDS)
+#: Deletes plus replaces above this share of the managed segments need --force ...
+SAFETY_SHARE: Final = 0.30
+#: ... once at least this many segments are managed.
+SAFETY_MIN_MANAGED: Final = 10
 
 
 def make_plan(
@@ -159,14 +58,14 @@ def make_plan(
     state: State,
     *,
     prune: bool = False,
-    remote: Mapping[str, Mapping[str, Any] | None] | None = None,
+    cargo: Cargo | None = None,
 ) -> Plan:
-    """Compare specs with the state and return the plan.
+    """Compare specs with the state (and, with ``cargo``, with Cargo) and return the plan.
 
-    ``remote`` (refresh and apply only) maps the state's spec ids (for a moved spec, its old
-    id) to the live segment, or None when it is gone; ids missing from it are not checked.
-    A gone segment is planned as ``recreate``; a live one whose canonical managed fields differ
-    from ``applied`` as an update (reason "drift") whose changes go from remote to spec.
+    With ``cargo``, a state entry whose segment is not live is planned as ``recreate``; a live
+    one whose canonical managed fields differ from ``applied`` as an update (reason "drift")
+    whose changes go from remote to spec; then :func:`_against_cargo` adds what only Cargo
+    tells. Every action then knows whether apply creates a segment for it.
 
     Order of ``Plan.actions``, which is the order apply follows:
 
@@ -195,12 +94,11 @@ def make_plan(
     for new_id, old_id in moved_to_from.items():
         uuid_of[new_id] = entries[old_id].uuid
 
-    uuid_to_id: dict[str, str] | None = None
-    if remote is not None:
-        uuid_to_id = {}
-        for sid, e in entries.items():
-            if e.uuid is not None:
-                uuid_to_id[e.uuid] = sid
+    remote: dict[str, Payload | None] | None = None
+    uuid_to_id: dict[str, str] = {}
+    if cargo is not None:
+        remote = {sid: cargo.live.get(e.uuid) for sid, e in entries.items() if e.uuid}
+        uuid_to_id = {e.uuid: sid for sid, e in entries.items() if e.uuid is not None}
         for new_id, old_id in moved_to_from.items():
             old_uuid = entries[old_id].uuid
             if old_uuid is not None:
@@ -225,7 +123,7 @@ def make_plan(
         spec_actions.append(action)
 
     rank = _ranks({s.id: s.refs for s in specs})
-    spec_actions.sort(key=lambda a: (rank[a.id], _KIND_ORDER[a.kind], a.id))
+    spec_actions.sort(key=lambda a: (rank[a.id], KIND_ORDER[a.kind], a.id))
 
     gone = [sid for sid in entries if sid not in spec_ids and sid not in moved_sources]
     deletes: list[Action] = []
@@ -238,9 +136,11 @@ def make_plan(
         deletes.sort(key=lambda a: (-delete_rank[a.id], a.id))
     orphans.sort(key=lambda a: a.id)
 
-    return Plan(
-        actions=(*spec_actions, *deletes, *orphans), prune=prune, refreshed=remote is not None
-    )
+    actions = [*spec_actions, *deletes, *orphans]
+    if cargo is not None:
+        actions = _against_cargo(actions, state, cargo)
+    actions = [_with_creates(a, cargo) for a in actions]
+    return Plan(actions=tuple(actions), prune=prune, refreshed=cargo is not None)
 
 
 def _guess_moves(
@@ -277,8 +177,8 @@ def _spec_action(
     spec: LoadedSpec,
     entry: Entry | None,
     moved_from: str | None,
-    remote: Mapping[str, Mapping[str, Any] | None] | None,
-    uuid_to_id: Mapping[str, str] | None,
+    remote: Mapping[str, Payload | None] | None,
+    uuid_to_id: Mapping[str, str],
 ) -> Action:
     """The action for one spec, before reference checks."""
     if (
@@ -297,35 +197,33 @@ def _spec_action(
             spec=spec, entry=entry,
         )  # fmt: skip
     base: dict[str, Any] = {
-        "id": spec.id,
-        "name": spec.name,
-        "file": spec.file,
-        "model": spec.model_ref,
-        "spec": spec,
-        "entry": entry,
+        "id": spec.id, "name": spec.name, "file": spec.file, "model": spec.model_ref,
+        "spec": spec, "entry": entry,
     }
     if entry is None:
         return Action(kind="create", uuid=None, **base)
 
-    warnings: list[str] = []
+    warnings: list[Warn] = []
     if entry.intent is not None and entry.uuid is not None:
-        warnings.append(
+        warnings.append(Warn(
+            WarnCode.INTERRUPTED,
             f"an interrupted {entry.intent.op} was recorded at {entry.intent.at}; "
-            "apply sends it again"
-        )
+            "apply sends it again",
+        ))
     if entry.uuid is None:
         at = f" at {entry.intent.at}" if entry.intent is not None else ""
-        warnings.append(
+        warnings.append(Warn(
+            WarnCode.INTERRUPTED,
             f"an interrupted create was recorded{at}; "
-            "apply looks for that segment in Cargo before creating it"
-        )
+            "apply looks for that segment in Cargo before creating it",
+        ))
         return Action(
             kind="create", uuid=None, moved_from=moved_from, warnings=tuple(warnings), **base
         )
 
     base["uuid"] = entry.uuid
     digest_differs = spec.digest != entry.digest
-    live: Mapping[str, Any] | None = None
+    live: Payload | None = None
     gone_remotely = False
     state_id = moved_from if moved_from is not None else spec.id
     if remote is not None and state_id in remote:
@@ -336,44 +234,34 @@ def _spec_action(
         reasons: list[str] = []
         if spec.model_ref != entry.model:
             reasons.append(f"model changed {entry.model} -> {spec.model_ref}")
-            warnings.append(
-                "the API cannot move a segment to another model: apply deletes it and "
-                "creates a new one (needs --allow-replace)"
-            )
+            warnings.append(Warn(WarnCode.MODEL_CHANGE, MODEL_CHANGE_TEXT))
         if entry.pending_delete is not None:
             reasons.append(
                 f"unfinished replace: old segment {entry.pending_delete} still to delete"
             )
-        if spec.protect:  # the spec decides, as in apply (the state's flag guards deletes)
-            warnings.append("protected: apply refuses to replace it")
+        if spec.protect:  # the spec decides (the state's flag guards deletes)
+            warnings.append(Warn(WarnCode.PROTECTED_REPLACE,
+                                 "protected: apply refuses to replace it"))
         if gone_remotely:
-            warnings.append("already deleted outside segsync")
-        changes = _diff(entry.applied, spec.managed) if digest_differs else ()
+            warnings.append(Warn(WarnCode.DELETED_OUTSIDE, "already deleted outside segsync"))
+        changes = field_changes(entry.applied, spec.managed) if digest_differs else ()
         return Action(
-            kind="replace",
-            changes=changes,
-            reason="; ".join(reasons),
-            warnings=tuple(warnings),
-            **base,
+            kind="replace", changes=changes, reason="; ".join(reasons),
+            warnings=tuple(warnings), **base,
         )
 
     if gone_remotely:
         return Action(
-            kind="recreate",
-            reason="deleted outside segsync",
-            warnings=tuple(warnings),
-            **base,
+            kind="recreate", reason="deleted outside segsync", warnings=tuple(warnings), **base
         )
 
     kind: ActionKind = "moved" if moved_from is not None else "update"
-    if live is not None and uuid_to_id is not None:
-        from segsync.spec import canonical_managed
-
-        current = _spec_ids_for_uuids(canonical_managed(live), uuid_to_id)
-        if current != entry.applied:
+    if live is not None:
+        current = from_wire(canonical_managed(live), uuid_to_id=uuid_to_id)
+        if current != entry.applied and field_changes(entry.applied, current):
             return Action(
                 kind=kind,
-                changes=_diff(current, spec.managed),
+                changes=field_changes(current, spec.managed),
                 moved_from=moved_from,
                 reason="drift: changed outside segsync",
                 warnings=tuple(warnings),
@@ -383,7 +271,7 @@ def _spec_action(
     if digest_differs:
         return Action(
             kind=kind,
-            changes=_diff(entry.applied, spec.managed),
+            changes=field_changes(entry.applied, spec.managed),
             moved_from=moved_from,
             warnings=tuple(warnings),
             **base,
@@ -427,59 +315,35 @@ def _with_ref_reasons(action: Action, reasons: list[str]) -> Action:
     kind: ActionKind = "update" if action.kind == "unchanged" else action.kind
     text = "; ".join(reasons)
     reason = f"{action.reason}; {text}" if action.reason else text
-    return Action(
-        kind=kind,
-        id=action.id,
-        name=action.name,
-        file=action.file,
-        uuid=action.uuid,
-        model=action.model,
-        changes=action.changes,
-        moved_from=action.moved_from,
-        spec=action.spec,
-        entry=action.entry,
-        reason=reason,
-        warnings=action.warnings,
-    )
+    return replace(action, kind=kind, reason=reason, preview=None)
 
 
 def _gone_action(
     sid: str,
     entry: Entry,
     prune: bool,
-    remote: Mapping[str, Mapping[str, Any] | None] | None,
+    remote: Mapping[str, Payload | None] | None,
 ) -> Action:
     """An entry whose spec is gone: delete (with prune, unprotected) or orphan."""
     name = entry.applied.get("name") if entry.applied else None
     base: dict[str, Any] = {
-        "id": sid,
-        "name": name if isinstance(name, str) else "",
-        "file": entry.file,
-        "uuid": entry.uuid,
-        "model": entry.model,
-        "entry": entry,
+        "id": sid, "name": name if isinstance(name, str) else "", "file": entry.file,
+        "uuid": entry.uuid, "model": entry.model, "entry": entry,
     }
-    warnings: list[str] = []
+    warnings: list[Warn] = []
     if entry.uuid is None:
-        warnings.append("never created: an interrupted create is recorded for it")
+        warnings.append(Warn(WarnCode.NEVER_CREATED,
+                             "never created: an interrupted create is recorded for it"))
     if remote is not None and sid in remote:
         live = remote[sid]
         if live is None or live.get("deletedAt"):
-            warnings.append("already deleted outside segsync")
+            warnings.append(Warn(WarnCode.DELETED_OUTSIDE, "already deleted outside segsync"))
+    left = "no longer managed, left in place"
     if not prune:
-        return Action(
-            kind="orphan",
-            reason="no longer managed, left in place",
-            warnings=tuple(warnings),
-            **base,
-        )
+        return Action(kind="orphan", reason=left, warnings=tuple(warnings), **base)
     if entry.protect:
-        return Action(
-            kind="orphan",
-            reason="no longer managed, left in place",
-            warnings=("protected, not deleted", *warnings),
-            **base,
-        )
+        kept = Warn(WarnCode.PROTECTED_KEPT, "protected, not deleted")
+        return Action(kind="orphan", reason=left, warnings=(kept, *warnings), **base)
     return Action(kind="delete", warnings=tuple(warnings), **base)
 
 
@@ -511,131 +375,170 @@ def _ranks(graph: Mapping[str, Iterable[str]]) -> dict[str, int]:
     return rank
 
 
-def _spec_ids_for_uuids(managed: Mapping[str, Any], uuid_to_id: Mapping[str, str]) -> Any:
-    """A remote segment's canonical fields with ``segmentUuid`` conditions turned back into
-    ``segment: <spec id>`` where the UUID is one segsync manages, so they compare with
-    ``applied``."""
-    flt = managed.get("filter")
-    if not isinstance(flt, Mapping) or not isinstance(flt.get("groups"), list):
-        return dict(managed)
-    groups = []
-    for group in flt["groups"]:
-        conditions = group.get("conditions") if isinstance(group, Mapping) else None
-        if not isinstance(conditions, list):
-            groups.append(group)
-            continue
-        new_conditions = []
-        for cond in conditions:
-            if (
-                isinstance(cond, Mapping)
-                and cond.get("kind") == "segment"
-                and cond.get("segmentUuid") in uuid_to_id
-            ):
-                spec_id = uuid_to_id[cond["segmentUuid"]]
-                cond = {k: v for k, v in cond.items() if k != "segmentUuid"}
-                cond["segment"] = spec_id
-            new_conditions.append(cond)
-        groups.append({**group, "conditions": new_conditions})
-    return {**managed, "filter": {**flt, "groups": groups}}
+# --- what only Cargo tells ---------------------------------------------------------------
 
 
-# --- field-level diff -------------------------------------------------------------------
+def _needs_new_segment(action: Action, cargo: Cargo | None) -> bool:
+    """A replace that creates a segment (the model changed), not one only finishing a delete."""
+    spec, entry = action.spec, action.entry
+    if action.kind != "replace" or spec is None or entry is None:
+        return False
+    if entry.intent is not None and entry.intent.op == "replace":
+        return True
+    model = cargo.models.get(spec.model_ref) if cargo is not None else None
+    new_uuid = model.get("uuid") if model is not None else None
+    if entry.model_uuid is not None and new_uuid is not None:
+        return bool(entry.model_uuid != new_uuid)
+    return spec.model_ref != entry.model
 
 
-def _diff(old: Any, new: Any) -> tuple[FieldChange, ...]:
-    """Field-level differences between two canonical forms, as dotted paths."""
-    out: list[FieldChange] = []
-    _diff_into(out, "", ABSENT if old is None else old, new)
-    return tuple(out)
+def _with_creates(action: Action, cargo: Cargo | None) -> Action:
+    creates = action.kind in ("create", "recreate") or _needs_new_segment(action, cargo)
+    return replace(action, creates_segment=True) if creates else action
 
 
-def _join(path: str, key: str) -> str:
-    if key.isidentifier():
-        return f"{path}.{key}" if path else key
-    return f"{path}[{json.dumps(key)}]"
+def _against_cargo(actions: Sequence[Action], state: State, cargo: Cargo) -> list[Action]:
+    """Add what only Cargo tells: replaces by model resolution, namesakes, blocked actions."""
+    managed = {e.uuid for e in state.segments.values() if e.uuid}
+    managed |= {e.pending_delete for e in state.segments.values() if e.pending_delete}
+    by_name: dict[tuple[str, str], list[Payload]] = {}
+    for segment in cargo.live.values():
+        key = (str(segment.get("modelUuid")), str(segment.get("name")))
+        by_name.setdefault(key, []).append(segment)
+    return [_one_against_cargo(a, cargo, managed, by_name) for a in actions]
 
 
-def _diff_into(out: list[FieldChange], path: str, old: Any, new: Any) -> None:
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        for key in sorted(set(old) | set(new)):
-            _diff_into(out, _join(path, str(key)), old.get(key, ABSENT), new.get(key, ABSENT))
-        return
-    if isinstance(old, list) and isinstance(new, list):
-        _diff_lists(out, path, old, new)
-        return
-    if (type(old) is not type(new) and not _same_number(old, new)) or old != new:
-        out.append(FieldChange(path, old, new))
+def _one_against_cargo(
+    action: Action,
+    cargo: Cargo,
+    managed: set[str],
+    by_name: Mapping[tuple[str, str], list[Payload]],
+) -> Action:
+    spec, entry = action.spec, action.entry
+    if spec is not None and entry is not None and action.kind in ("update", "moved", "unchanged"):
+        new_uuid = str(cargo.models[spec.model_ref]["uuid"])
+        if entry.model_uuid is not None and entry.model_uuid != new_uuid:
+            action = replace(
+                action,
+                kind="replace",
+                reason=f"model {spec.model_ref} now resolves to {new_uuid}; the segment is "
+                f"on model {entry.model_uuid}",
+                warnings=(*action.warnings, Warn(WarnCode.MODEL_CHANGE, MODEL_CHANGE_TEXT)),
+            )
+    if (
+        action.kind == "replace" and spec is not None and entry is not None
+        and entry.pending_delete is None and not _needs_new_segment(action, cargo)
+    ):
+        # Another way of writing the same model (slug, dataset.slug, uuid): no replace.
+        dropped = (WarnCode.MODEL_CHANGE, WarnCode.PROTECTED_REPLACE)
+        action = replace(
+            action,
+            kind="update",
+            reason=f"model {entry.model} -> {spec.model_ref} names the same model "
+            f"({entry.model_uuid}): no replace needed",
+            warnings=tuple(w for w in action.warnings if w.code not in dropped),
+        )
+    warnings = list(action.warnings)
+    problem: str | None = None
+    own = cargo.live.get(entry.uuid) if entry is not None and entry.uuid else None
+    if own is not None and own.get("fromPlay") is True and action.kind in CHANGE_KINDS:
+        problem = (
+            f"segment {own.get('uuid')} is owned by a play (fromPlay); segsync never "
+            "changes or deletes play segments"
+        )
+    creates = action.kind in ("create", "recreate") or _needs_new_segment(action, cargo)
+    sends = creates or action.kind in ("update", "moved", "replace")
+    if spec is not None and sends:
+        model_uuid = str(cargo.models[spec.model_ref]["uuid"])
+        namesakes = [
+            s for s in by_name.get((model_uuid, spec.name), [])
+            if s.get("uuid") not in managed and s.get("uuid") != (entry.uuid if entry else None)
+        ]
+        play = [s for s in namesakes if s.get("fromPlay") is True]
+        others = [s for s in namesakes if s.get("fromPlay") is not True]
+        if play:
+            problem = (
+                f"a segment owned by a play has the name {spec.name!r} on model "
+                f"{spec.model_ref} ({play[0].get('uuid')}); segsync never touches play "
+                "segments: give the spec another name"
+            )
+        interrupted = entry is not None and entry.intent is not None
+        if others and creates and not interrupted:
+            uuids = ", ".join(sorted(str(s.get("uuid")) for s in others))
+            warnings.append(Warn(
+                WarnCode.NAMESAKE,
+                f"Cargo already has an unmanaged segment with this name on this model "
+                f"({uuids}); apply creates another one (segsync does not adopt it)",
+            ))
+        for path, raw in segment_uuids(spec.managed):
+            target = cargo.live.get(raw)
+            where = dotted(path[:-1])
+            if target is None or target.get("modelUuid") != model_uuid:
+                problem = problem or (
+                    f"{where}: segment {raw} does not exist on model {spec.model_ref} in "
+                    "Cargo (deleted, or on another model)"
+                )
+            elif target.get("fromPlay") is True:
+                problem = problem or (
+                    f"{where}: segment {raw} is owned by a play; reference a segment that "
+                    "segsync or a person manages"
+                )
+    if problem is not None:
+        warnings.append(Warn(WarnCode.BLOCKED, f"apply fails this action: {problem}"))
+    if tuple(warnings) != action.warnings or problem is not None:
+        action = replace(action, warnings=tuple(warnings), blocked=problem)
+    return action
 
 
-def _same_number(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    return (
-        isinstance(a, numbers)
-        and isinstance(b, numbers)
-        and not isinstance(a, bool)
-        and not isinstance(b, bool)
-        and a == b
-    )
+# --- decisions on a whole plan ----------------------------------------------------------
 
 
-def _diff_lists(out: list[FieldChange], path: str, old: list[Any], new: list[Any]) -> None:
-    """Same length: element by element. Otherwise align with difflib so that one inserted
-    condition shows as one addition rather than every later condition changing."""
-    if len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            _diff_into(out, f"{path}[{i}]", a, b)
-        return
-    a_keys = [json.dumps(x, sort_keys=True) for x in old]
-    b_keys = [json.dumps(x, sort_keys=True) for x in new]
-    matcher = difflib.SequenceMatcher(a=a_keys, b=b_keys, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        common = min(i2 - i1, j2 - j1) if tag == "replace" else 0
-        for k in range(common):
-            _diff_into(out, f"{path}[{j1 + k}]", old[i1 + k], new[j1 + k])
-        for i in range(i1 + common, i2):
-            out.append(FieldChange(f"{path}[{i}]", old[i], ABSENT))
-        for j in range(j1 + common, j2):
-            out.append(FieldChange(f"{path}[{j}]", ABSENT, new[j]))
+def restrict(plan: Plan, wanted: Mapping[str, str], *, source: str) -> tuple[Plan, list[str]]:
+    """Keep exactly the actions of a saved plan (``wanted``: spec id -> kind) and say which
+    others were left out; PlanFileError when Cargo now needs another kind for one of them."""
+    now = {a.id: a.kind for a in plan.actions}
+    mismatches = [
+        f"{sid}: the plan says {kind}, Cargo now needs {now.get(sid, 'nothing')}"
+        for sid, kind in sorted(wanted.items())
+        if now.get(sid) != kind
+    ]
+    if mismatches:
+        raise PlanFileError(
+            "the saved plan no longer matches Cargo: " + "; ".join(mismatches)
+            + "; run `segsync plan --out FILE` again, or apply without a plan file",
+            path=source,
+        )
+    extra = [a for a in plan.actions if a.kind in CHANGE_KINDS and a.id not in wanted]
+    notes = []
+    if extra:
+        shown = ", ".join(f"{a.id} ({a.kind})" for a in extra)
+        notes.append(f"not in the saved plan, left for a later apply: {shown}")
+    kept = tuple(a for a in plan.actions if a.kind not in CHANGE_KINDS or a.id in wanted)
+    return replace(plan, actions=kept), notes
 
 
-def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec]]:
-    """The specs the state recorded at the last apply, by file, for ``load_specs(known=...)``.
-
-    An entry knows its spec fully when it holds the file's sha256 and what was applied from
-    it, with nothing under way (no intent, no pending delete). A file with those bytes makes
-    that same spec again, so it need not be parsed to be planned. (``explicit_id`` is taken
-    as "the id differs from the file's default id"; it only matters to the rename guess,
-    which never concerns a spec that has its entry.)
-    """
-    from pathlib import Path
-
-    from segsync.spec import UUID4_PATTERN, LoadedSpec
-
-    uuid4 = re.compile(UUID4_PATTERN)
-    base = Path(directory).as_posix()
-    prefix = "" if base == "." else base + "/"
-    known: dict[str, tuple[str, LoadedSpec]] = {}
-    for spec_id, entry in state.segments.items():
-        if (
-            entry.uuid is None or entry.file is None or entry.file_sha256 is None
-            or entry.applied is None or entry.digest is None or entry.intent is not None
-            or entry.pending_delete is not None or not entry.file.startswith(prefix)
-        ):
-            continue
-        default_id = entry.file[len(prefix):].rsplit(".", 1)[0]
-        is_uuid = uuid4.match(entry.model) is not None
-        known[entry.file] = (entry.file_sha256, LoadedSpec(
-            id=spec_id,
-            explicit_id=spec_id != default_id,
-            file=entry.file,
-            model=None if is_uuid else entry.model,
-            model_uuid=entry.model if is_uuid else None,
-            managed=entry.applied,
-            digest=entry.digest,
-            refs=tuple(sorted(entry.refs)),
-            protect=entry.protect,
-            file_sha256=entry.file_sha256,
-        ))
-    return known
+def check_safety(plan: Plan, state: State, *, allow_replace: bool, force: bool) -> None:
+    """Refuse the whole run (ConfigError), before any change, for what needs a flag."""
+    replaces = [a for a in plan.actions if a.kind == "replace" and a.creates_segment]
+    # The spec says whether its segment is protected (the state's flag guards deletes, whose
+    # spec is gone).
+    protected = [a.id for a in replaces if a.spec is not None and a.spec.protect]
+    if protected:
+        raise ConfigError(
+            f"refusing to replace protected segments: {', '.join(protected)}; segsync never "
+            "deletes a segment with `protect: true` (remove it from the spec to allow this)"
+        )
+    if replaces and not allow_replace:
+        raise ConfigError(
+            f"{len(replaces)} segment{'s' if len(replaces) != 1 else ''} would be replaced "
+            f"(deleted and created again, with a new UUID): {', '.join(a.id for a in replaces)};"
+            " run again with --allow-replace to do that"
+        )
+    deletes = sum(1 for a in plan.actions if a.kind == "delete")
+    managed = sum(1 for e in state.segments.values() if e.uuid)
+    destructive = deletes + len(replaces)
+    if managed >= SAFETY_MIN_MANAGED and destructive > SAFETY_SHARE * managed and not force:
+        raise ConfigError(
+            f"refusing to delete or replace {destructive} of {managed} managed segments "
+            f"(more than {SAFETY_SHARE:.0%}); check the plan, then run again with --force"
+        )

@@ -14,22 +14,20 @@ still those it was made from (``check_fresh``), and applies it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from segsync.errors import PlanFileError
-from segsync.render import action_to_json, dump_json
+from segsync.fsutil import write_atomic
+from segsync.render.machine import action_to_json, dump_json
 
 if TYPE_CHECKING:
     from segsync.plan import Plan
-    from segsync.spec import LoadedSpec
+    from segsync.specs import LoadedSpec
     from segsync.state import State
 
 PLAN_FILE_VERSION: Final = 1
@@ -93,21 +91,14 @@ def plan_file_document(
 def write_plan_file(
     path: str | Path, plan: Plan, *, state: State, specs: Sequence[LoadedSpec], prune: bool
 ) -> None:
-    """Write the plan file atomically (temporary file in the same folder, then rename)."""
+    """Write the plan file atomically; PlanFileError naming it when that is not possible."""
     text = dump_json(plan_file_document(plan, state=state, specs=specs, prune=prune))
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise PlanFileError(
+            f"cannot write the plan file ({exc.strerror or exc})", path=str(path)
+        ) from exc
 
 
 def read_plan_file(path: str | Path) -> SavedPlan:

@@ -3,38 +3,33 @@
 ``segsync.state.json`` is committed to git, so it is written deterministically (sorted keys,
 2-space indent, final newline, UTF-8, keys whose value is None left out) and its diff shows
 exactly which segments changed. A file that cannot be read, is corrupt or comes from a newer
-segsync is an error and is never overwritten. Every write goes to a temporary file in the same
-folder, is fsynced and renamed over the old file, so a crash leaves either the old or the new
-state, never a mix. ``<state>.lock``, created exclusively, keeps two runs apart.
+segsync is an error and is never overwritten. Every write is atomic (``fsutil``), so a crash
+leaves either the old or the new state, never a mix. ``lock.py`` keeps two runs apart.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
+import difflib
 import gc
 import json
 import os
 import re
-import secrets
-import socket
-import sys
 import threading
 import uuid as uuidlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from segsync import __version__
-from segsync.errors import ConfigError, LockError, StateError
+from segsync.errors import ConfigError, StateError
+from segsync.fsutil import write_atomic
 
 STATE_VERSION = 1
 DEFAULT_STATE_PATH = "segsync.state.json"
-LOCK_SUFFIX = ".lock"
 
 _RESTORE_HINT = (
     "restore it from git (`git checkout -- {path}`) or fix it by hand; segsync leaves it as it is"
@@ -338,62 +333,18 @@ class _IncrementalDump:
         return b"".join(pieces)
 
 
-def _fsync_dir(folder: str) -> None:
-    # Makes the rename itself durable. Some platforms and file systems cannot open or fsync a
-    # folder; the data is then as durable as the platform allows.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_state_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: after a crash it holds the old or the new bytes.
-
-    The bytes go to a temporary file beside the target (same folder, so the rename cannot cross
-    file systems), which is flushed, fsynced and renamed over the target; then the folder is
-    fsynced. On failure the temporary file is removed and StateError is raised. A symlinked
-    state file stays a symlink: its target is replaced.
-    """
-    shown = str(path)
-    target = os.path.realpath(path)
-    folder = os.path.dirname(target) or "."
-    tmp = os.path.join(folder, f"{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
-    fd: int | None = None
+    """Replace the state file ``path`` with ``data`` atomically (``fsutil.write_atomic``);
+    StateError, with the previous file unchanged, when it cannot be written."""
     try:
-        # 0o666 lets the umask decide, like any file the user creates; an existing state file
-        # keeps its mode.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with contextlib.suppress(FileNotFoundError):
-            os.fchmod(fd, os.stat(target).st_mode & 0o7777)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-        os.close(fd)
-        fd = None
-        os.replace(tmp, target)
-    except BaseException as exc:
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise StateError(
-                f"cannot write the state file ({exc.strerror or exc}); check that the folder "
-                f"{folder} exists and is writable; the previous state file is unchanged",
-                path=shown,
-            ) from exc
-        raise
-    _fsync_dir(folder)
+        write_atomic(path, data)
+    except OSError as exc:
+        folder = os.path.dirname(os.path.realpath(path)) or "."
+        raise StateError(
+            f"cannot write the state file ({exc.strerror or exc}); check that the folder "
+            f"{folder} exists and is writable; the previous state file is unchanged",
+            path=str(path),
+        ) from exc
 
 
 class StateStore:
@@ -455,258 +406,11 @@ class StateStore:
             return new
 
 
-# ---------------------------------------------------------------------------------------------
-# lock
-
-
-def lock_path(state_path: str | Path) -> str:
-    """The lock file of a state file: ``<state>.lock`` beside it."""
-    return str(state_path) + LOCK_SUFFIX
-
-
-def _default_command() -> str:
-    # Program name and subcommand words only: options (and anything after them) stay out of a
-    # file other people read.
-    words = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "segsync"]
-    for arg in sys.argv[1:]:
-        if arg.startswith("-"):
-            break
-        words.append(arg)
-    return " ".join(words)
-
-
-def _pid_is_gone(pid: object, host: object) -> bool:
-    if type(pid) is not int or pid <= 0 or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def read_lock(state_path: str | Path) -> dict[str, Any] | None:
-    """The holder recorded in the lock file (``pid``, ``host``, ``createdAt``, ``command``).
-
-    None when there is no lock; an empty dict when the lock exists but its contents cannot be
-    understood (a run that crashed while writing it).
-    """
-    try:
-        raw = Path(lock_path(state_path)).read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StateError(
-            f"cannot read the lock file ({exc.strerror or exc})", path=lock_path(state_path)
-        ) from exc
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def break_lock(state_path: str | Path) -> bool:
-    """Remove the lock file; True if there was one."""
-    try:
-        os.unlink(lock_path(state_path))
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StateError(
-            f"cannot remove the lock file ({exc.strerror or exc})", path=lock_path(state_path)
-        ) from exc
-    return True
-
-
-def describe_holder(holder: Mapping[str, Any]) -> str:
-    """``pid 123 on host X since T`` (what is known of it)."""
-    if not holder:
-        return "an unknown run (the lock file's contents are unreadable)"
-    parts = [f"pid {holder.get('pid', '?')}", f"on host {holder.get('host', '?')}"]
-    if holder.get("createdAt"):
-        parts.append(f"since {holder['createdAt']}")
-    if holder.get("command"):
-        parts.append(f"running `{holder['command']}`")
-    return " ".join(parts)
-
-
-class StateLock:
-    """Exclusive lock file ``<state>.lock`` (O_CREAT|O_EXCL), JSON {pid, host, createdAt, command}.
-
-    A second run fails at once with LockError naming the holder. The lock is released when the
-    ``with`` block ends, exceptions included; a crashed run leaves it behind, which
-    ``segsync state unlock`` removes.
-    """
-
-    def __init__(self, state_path: str | Path, *, command: str | None = None) -> None:
-        self._state_path = state_path
-        self._path = lock_path(state_path)
-        self._command = command
-        self._written: bytes | None = None
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def held(self) -> bool:
-        return self._written is not None
-
-    def acquire(self) -> None:
-        if self._written is not None:
-            raise RuntimeError(f"{self._path} is already held by this StateLock")
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "createdAt": utc_now(),
-            "command": self._command or _default_command(),
-        }
-        data = (json.dumps(holder, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
-        try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise self._held_error() from None
-        except OSError as exc:
-            raise StateError(
-                f"cannot create the lock file ({exc.strerror or exc}); check that its folder "
-                "exists and is writable",
-                path=self._path,
-            ) from exc
-        try:
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(self._path)
-            raise StateError(
-                f"cannot write the lock file ({exc.strerror or exc})", path=self._path
-            ) from exc
-        self._written = data
-
-    def _held_error(self) -> LockError:
-        try:
-            holder = read_lock(self._state_path)
-        except StateError:
-            holder = {}
-        unlock = "segsync state unlock"
-        if str(self._state_path) != DEFAULT_STATE_PATH:
-            unlock += f" --state {self._state_path}"
-        gone = ""
-        if holder and _pid_is_gone(holder.get("pid"), holder.get("host")):
-            gone = "; no process with that pid runs on this host any more"
-        return LockError(
-            f"state is locked by {describe_holder(holder or {})} ({self._path}){gone}; "
-            f"if that run is gone, run `{unlock}`"
-        )
-
-    def release(self) -> None:
-        """Remove the lock file if it is still the one this object wrote; no-op when not held."""
-        if self._written is None:
-            return
-        written, self._written = self._written, None
-        try:
-            current = Path(self._path).read_bytes()
-        except OSError:
-            return
-        # Someone may have broken the lock and another run taken it: leave theirs alone.
-        if current == written:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path)
-
-    def __enter__(self) -> StateLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-# ---------------------------------------------------------------------------------------------
-# summaries for `segsync state list` / `segsync state show`
-
-
-def _entry_flags(entry: Entry) -> str:
-    flags = []
-    if entry.protect:
-        flags.append("protect")
-    if entry.intent is not None:
-        flags.append(f"intent={entry.intent.op}")
-    if entry.pending_delete is not None:
-        flags.append(f"pendingDelete={entry.pending_delete}")
-    return ",".join(flags) or "-"
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-
-
-def format_state_list(state: State, path: str | Path, *, fmt: str = "text") -> str:
-    """Every entry on one line (id, uuid, model, file, flags), sorted by id; ends with a newline.
-
-    ``fmt="json"`` gives an object with the header fields and a ``segments`` list whose items
-    always have every key (null when unknown).
-    """
-    ids = sorted(state.segments)
-    if fmt == "json":
-        doc = {
-            "version": state.version,
-            "serial": state.serial,
-            "lineage": state.lineage,
-            "workspaceUuid": state.workspace_uuid,
-            "segments": [
-                {
-                    "id": spec_id,
-                    "uuid": entry.uuid,
-                    "model": entry.model,
-                    "modelUuid": entry.model_uuid,
-                    "file": entry.file,
-                    "protect": entry.protect,
-                    "intent": entry.intent.model_dump() if entry.intent else None,
-                    "pendingDelete": entry.pending_delete,
-                }
-                for spec_id, entry in ((i, state.segments[i]) for i in ids)
-            ],
-        }
-        return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    lines = [
-        f"{path}: version {state.version}, serial {state.serial}, "
-        f"lineage {state.lineage or '-'}, workspace {state.workspace_uuid or '-'}"
-    ]
-    if not ids:
-        lines.append("no segments")
-    else:
-        rows = [["ID", "UUID", "MODEL", "FILE", "FLAGS"]]
-        for spec_id in ids:
-            entry = state.segments[spec_id]
-            rows.append(
-                [spec_id, entry.uuid or "-", entry.model, entry.file or "-", _entry_flags(entry)]
-            )
-        lines.extend(_table(rows))
-    return "\n".join(lines) + "\n"
-
-
 def get_entry(state: State, spec_id: str, path: str | Path) -> Entry:
     """The entry of ``spec_id``; ConfigError with "did you mean" when there is none."""
     entry = state.segments.get(spec_id)
     if entry is not None:
         return entry
-    import difflib
-
     message = f"no segment {spec_id!r} in the state file"
     close = difflib.get_close_matches(spec_id, sorted(state.segments), n=3, cutoff=0.6)
     if close:
@@ -716,38 +420,3 @@ def get_entry(state: State, spec_id: str, path: str | Path) -> Entry:
     else:
         message += "; it has no segments"
     raise ConfigError(message, path=str(path))
-
-
-def format_entry(spec_id: str, entry: Entry, *, fmt: str = "text") -> str:
-    """The whole entry: JSON exactly as in the state file (``fmt="json"``) or a readable text."""
-    data = entry.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if fmt == "json":
-        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    creating = entry.intent is not None and entry.intent.op == "create"
-    rows = [
-        ["uuid", entry.uuid or ("- (create under way)" if creating else "-")],
-        ["model", entry.model],
-        ["modelUuid", entry.model_uuid or "-"],
-        ["file", entry.file or "-"],
-        ["fileSha256", entry.file_sha256 or "-"],
-        ["protect", "true" if entry.protect else "false"],
-        ["appliedAt", entry.applied_at or "-"],
-        ["digest", entry.digest or "-"],
-    ]
-    if entry.refs:
-        for n, ref in enumerate(sorted(entry.refs)):
-            rows.append(["refs" if n == 0 else "", f"{ref} -> {entry.refs[ref]}"])
-    else:
-        rows.append(["refs", "-"])
-    if entry.intent is not None:
-        rows.append(["intent", f"{entry.intent.op} since {entry.intent.at}"])
-    if entry.pending_delete is not None:
-        rows.append(["pendingDelete", entry.pending_delete])
-    if entry.applied is None:
-        rows.append(["applied", "-"])
-    lines = [spec_id, *("  " + line for line in _table(rows))]
-    if entry.applied is not None:
-        lines.append("  applied")
-        applied = json.dumps(entry.applied, sort_keys=True, indent=2, ensure_ascii=False)
-        lines.extend("    " + line for line in applied.splitlines())
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Read one YAML file into plain values, and find the line and column of any key or value.
+"""One YAML file -> plain values, and the line and column of any key or value in it.
 
 PyYAML's C parser (pure-Python fallback) does the parsing, but with our own resolver instead of
 YAML 1.1's guesses (design.md): dates stay strings, only ``true`` and ``false`` are booleans,
@@ -22,6 +22,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from segsync.errors import SpecError
+from segsync.types import Path
 
 
 class PythonParser(Reader, Scanner, Parser, Composer):
@@ -33,8 +34,6 @@ class PythonParser(Reader, Scanner, Parser, Composer):
         Parser.__init__(self)
         Composer.__init__(self)
 
-
-Path_ = tuple[str | int, ...]
 
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
@@ -179,13 +178,13 @@ class Document:
 
     value: Any
     root: yaml.Node | None = None
-    kept: dict[tuple[Path_, bool], Mark] | None = None
+    kept: dict[tuple[Path, bool], Mark] | None = None
 
-    def keep_marks(self, wanted: list[tuple[Path_, bool]]) -> None:
+    def keep_marks(self, wanted: list[tuple[Path, bool]]) -> None:
         self.kept = {(path, key): self.mark_of(path, key=key) for path, key in wanted}
         self.root = None
 
-    def _node(self, path: Path_) -> tuple[yaml.Node | None, yaml.Node | None, int]:
+    def _node(self, path: Path) -> tuple[yaml.Node | None, yaml.Node | None, int]:
         """(key node, value node) at ``path``, or the deepest ancestor found and its depth."""
         node, key_node = self.root, None
         for depth, part in enumerate(path):
@@ -203,7 +202,7 @@ class Document:
             node = child
         return key_node, node, len(path)
 
-    def mark_of(self, path: Path_, *, key: bool = False) -> Mark:
+    def mark_of(self, path: Path, *, key: bool = False) -> Mark:
         """The place of the value at ``path`` (or of its key); else of its nearest ancestor."""
         if self.kept is not None:
             return self.kept.get((path, key), Mark(1, 1))

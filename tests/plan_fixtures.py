@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segsync.plan import Plan, make_plan
-from segsync.spec import LoadedSpec, canonical_managed, digest, iter_conditions
+from segsync.canonical import canonical_managed, conditions, digest, to_wire
+from segsync.plan import Cargo, Plan, make_plan
+from segsync.specs import LoadedSpec
 from segsync.state import Entry, Intent, State
 
 T0 = "2026-11-27T13:00:00.000Z"
@@ -58,7 +59,7 @@ def make_spec(
     refs = sorted(
         {
             c["segment"]
-            for _, c in iter_conditions(managed["filter"])
+            for _, c in conditions(managed["filter"])
             if c.get("kind") == "segment" and "segment" in c
         }
     )
@@ -190,4 +191,34 @@ def every_kind_plan() -> Plan:
         }
     )
     specs = [eu, icp, leads, smb, gone, stable]
-    return make_plan(specs, state, prune=True, remote={"sales/gone": None})
+    return make_plan(
+        specs, state, prune=True, cargo=cargo_of(specs, state, {"sales/gone": None})
+    )
+
+
+MODEL_UUIDS = {
+    "companies": "11111111-0000-4000-8000-000000000001",
+    "contacts": "11111111-0000-4000-8000-000000000002",
+}
+
+
+def cargo_of(
+    specs: list[LoadedSpec], state: State, remote: dict[str, dict[str, Any] | None]
+) -> Cargo:
+    """What Cargo would hold: every entry's segment live as applied, except those named in
+    ``remote`` (spec id -> the live segment, or None when Cargo no longer has it)."""
+    models = {s.model_ref: {"uuid": MODEL_UUIDS[s.model_ref]} for s in specs}
+    uuids = {sid: e.uuid for sid, e in state.segments.items() if e.uuid}
+    live: dict[str, dict[str, Any]] = {}
+    for sid, entry in state.segments.items():
+        if entry.uuid is None:
+            continue
+        if sid in remote:
+            segment = remote[sid]
+            if segment is None:
+                continue
+        else:
+            refs = {ref: uuids.get(ref, "gone") for ref in entry.refs}
+            segment = to_wire(entry.applied or {}, ref_uuids=refs)
+        live[entry.uuid] = {"uuid": entry.uuid, "modelUuid": entry.model_uuid, **segment}
+    return Cargo(models=models, live=live)

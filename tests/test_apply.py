@@ -15,23 +15,19 @@ from typing import Any
 
 import pytest
 
-from segsync.apply import (
-    ApplyReport,
-    Prepared,
-    changed_fields,
-    check_safety,
-    describe_result,
-    execute,
-    prepare,
-    target_workspace,
-)
+from segsync.apply import ApplyReport, execute
+from segsync.apply.actions import changed_fields
+from segsync.canonical import canonical_managed, to_wire
 from segsync.client import CargoClient
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import WORKFLOW_SEGMENT_NAME, HttpError
 from segsync.errors import ConfigError, PlanFileError, StateError
-from segsync.plan import make_plan
+from segsync.manager import Prepared, prepare
+from segsync.plan import check_safety, make_plan
 from segsync.planfile import check_fresh, read_plan_file, write_plan_file
-from segsync.spec import canonical_managed, load_specs, request_body
+from segsync.refresh import Catalog, target_workspace
+from segsync.render.progress import apply_summary, describe_result
+from segsync.specs import load_specs
 from segsync.state import (
     Entry,
     Intent,
@@ -108,10 +104,8 @@ class Project:
     def prepare(self, *, prune: bool = False, saved: Any = None) -> Prepared:
         state = self.state()
         with self.client() as client:
-            ws = target_workspace(client, state)
             return prepare(
-                client, load_specs(self.specs), state, workspace_uuid=ws["uuid"], prune=prune,
-                saved=saved,
+                client, Catalog(client), load_specs(self.specs), state, prune=prune, saved=saved
             )
 
     def apply(
@@ -124,11 +118,11 @@ class Project:
         seen: list[str] | None = None,
     ) -> ApplyReport:
         prepared = self.prepare(prune=prune)
-        check_safety(prepared, allow_replace=allow_replace, force=force)
+        check_safety(prepared.plan, prepared.state, allow_replace=allow_replace, force=force)
         with self.client() as client:
             return execute(
-                prepared, client, StateStore(self.state_path, prepared.state),
-                parallelism=parallelism,
+                prepared.plan, prepared.cargo, client, StateStore(self.state_path, prepared.state),
+                workspace_uuid=prepared.workspace["uuid"], parallelism=parallelism,
                 on_result=(lambda r, done, total: seen.append(describe_result(r)))
                 if seen is not None else None,
             )
@@ -197,7 +191,7 @@ def assert_in_sync(project: Project) -> None:
         assert names.count(s.name) == 1, s.name
         refs = {ref: state.segments[ref].uuid for ref in s.refs}
         assert entry.refs == refs
-        want = canonical_managed(request_body(s.managed, ref_uuids=refs))  # type: ignore[arg-type]
+        want = canonical_managed(to_wire(s.managed, ref_uuids=refs))  # type: ignore[arg-type]
         assert canonical_managed(live[entry.uuid]) == want
         assert entry.digest == s.digest and entry.applied == s.managed
     assert set(state.segments) == {s.id for s in specs}
@@ -212,7 +206,7 @@ def test_applies_the_example_specs_references_first(project: Project) -> None:
     seen: list[str] = []
     report = project.apply(parallelism=8, seen=seen)
 
-    assert report.summary_line() == "Apply complete: 6 created, 0 updated, 0 replaced, 0 deleted."
+    assert apply_summary(report) == "Apply complete: 6 created, 0 updated, 0 replaced, 0 deleted."
     assert report.failures == []
     assert_in_sync(project)
     created = [body["name"] for body in calls["create"]]
@@ -255,7 +249,7 @@ def test_state_holds_only_what_succeeded_and_dependents_are_skipped(project: Pro
     assert set(failures) == {"sales/icp", "sales/enterprise-eu", "sales/young-startups"}
     assert "refused for the test" in failures["sales/icp"]
     assert failures["sales/enterprise-eu"] == "skipped: sales/icp failed"
-    assert report.summary_line() == (
+    assert apply_summary(report) == (
         "Apply incomplete: 3 created, 0 updated, 0 replaced, 0 deleted; 1 failed, 2 skipped."
     )
     state = project.state()
@@ -497,7 +491,7 @@ def test_an_interrupted_create_is_adopted_and_brought_up_to_date(project: Projec
 
     prepared = project.prepare()
     [action] = prepared.plan.changes()
-    assert action.kind == "create" and "interrupted create" in action.warnings[0]
+    assert action.kind == "create" and "interrupted create" in action.warnings[0].text
     report = project.apply()
     assert report.failures == [] and report.results[0].detail.startswith("adopted")
     assert calls["create"] == []
@@ -602,7 +596,7 @@ def test_replace_needs_the_flag_then_repoints_references_and_deletes_last(
     seen: list[str] = []
     report = project.apply(allow_replace=True, seen=seen)
     assert report.failures == []
-    assert report.summary_line() == "Apply complete: 0 created, 0 updated, 2 replaced, 0 deleted."
+    assert apply_summary(report) == "Apply complete: 0 created, 0 updated, 2 replaced, 0 deleted."
     # old child (which referenced old base) is deleted before old base
     assert calls["delete"] == [old["child"], old["base"]]
     assert seen[-2].startswith("- child (old segment) deleted (") and old["child"] in seen[-2]
@@ -656,7 +650,7 @@ def test_a_segment_deleted_outside_is_recreated_and_referrers_repointed(
     prepared = project.prepare()
     assert [(a.id, a.kind) for a in prepared.plan.changes()] == [("a", "recreate"), ("b", "update")]
     report = project.apply()
-    assert report.summary_line() == (
+    assert apply_summary(report) == (
         "Apply complete: 0 created, 1 updated, 0 replaced, 0 deleted, 1 recreated."
     )
     assert project.state().segments["a"].uuid != gone
@@ -712,8 +706,8 @@ def test_play_segments_and_unmanaged_namesakes(project: Project) -> None:
 
     prepared = project.prepare()
     by_id = {a.id: a for a in prepared.plan.actions}
-    assert "owned by a play" in prepared.blocked["play"]
-    assert any(namesake in w and "unmanaged" in w for w in by_id["namesake"].warnings)
+    assert "owned by a play" in (by_id["play"].blocked or "")
+    assert any(namesake in w and "unmanaged" in w for w in map(str, by_id["namesake"].warnings))
     calls = record(project.emu)
     report = project.apply()
     assert [sid for sid, _ in report.failures] == ["play"]
@@ -750,7 +744,7 @@ def test_a_state_of_another_workspace_is_refused(
     with CargoClient(other.url, other.token) as client, pytest.raises(
         StateError, match=r"the state belongs to workspace .* but the token is for workspace other"
     ):
-        target_workspace(client, project.state())
+        target_workspace(Catalog(client), project.state())
 
 
 def test_the_fixture_workflow_segment_is_an_unmanaged_namesake(
@@ -759,7 +753,7 @@ def test_the_fixture_workflow_segment_is_an_unmanaged_namesake(
     project = Project(tmp_path, emulator)
     project.write("churn.yaml", spec(WORKFLOW_SEGMENT_NAME))
     [action] = project.prepare().plan.changes()
-    assert any("unmanaged segment with this name" in w for w in action.warnings)
+    assert any("unmanaged segment with this name" in w for w in map(str, action.warnings))
 
 
 # --- saved plans --------------------------------------------------------------------------------

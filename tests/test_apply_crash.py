@@ -23,9 +23,10 @@ from typing import Any
 
 import pytest
 
+from segsync.canonical import canonical_managed, to_wire
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
-from segsync.spec import canonical_managed, load_specs, request_body
+from segsync.specs import load_specs
 from segsync.state import read_state
 
 TOKEN = "crash-test-token-0b5e"
@@ -171,7 +172,7 @@ def test_killed_apply_then_apply_again(
         assert entry.intent is None and entry.uuid == names[spec.name][0]
         refs = {ref: str(state.segments[ref].uuid) for ref in spec.refs}
         assert canonical_managed(live[str(entry.uuid)]) == canonical_managed(
-            request_body(spec.managed, ref_uuids=refs)
+            to_wire(spec.managed, ref_uuids=refs)
         )
     plan = subprocess.run(
         [sys.executable, "-m", "segsync", "plan", "--detailed-exitcode"],

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from segsync.canonical import canonical_managed, to_wire
 from segsync.emulator.server import Emulator
-from segsync.spec import canonical_managed, load_specs, request_body
+from segsync.specs import load_specs
 from segsync.state import read_state
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "segments"
@@ -93,7 +94,7 @@ def assert_in_sync(root: Path, emu: Emulator) -> None:
         assert names.count(spec.name) == 1, spec.name
         refs = {ref: str(state.segments[ref].uuid) for ref in spec.refs}
         assert canonical_managed(by_uuid[entry.uuid]) == canonical_managed(
-            request_body(spec.managed, ref_uuids=refs)
+            to_wire(spec.managed, ref_uuids=refs)
         )
 
 

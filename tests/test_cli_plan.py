@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 from plan_fixtures import LINEAGE, assert_golden, uuid_for
 
+from segsync.canonical import to_wire
 from segsync.cli import cli
 from segsync.client import CargoClient
 from segsync.planfile import check_fresh, read_plan_file
-from segsync.spec import load_specs, request_body
+from segsync.refresh import Catalog
+from segsync.specs import load_specs
 from segsync.state import Entry, State, dump_state, read_state
 
 ICP = """\
@@ -334,9 +336,9 @@ def test_refresh_reports_drift_and_deleted_segments(
         specs = {s.id: s for s in load_specs("segments")}
         for spec_id in ("marketing/news", "sales/icp", "sales/eu"):
             spec = specs[spec_id]
-            model_uuid = client.resolve_model(spec.model_ref)["uuid"]
+            model_uuid = Catalog(client).resolve(spec.model_ref)["uuid"]
             refs = {r: entries[r].uuid or "" for r in spec.refs}
-            body = {**request_body(spec.managed, ref_uuids=refs), "modelUuid": model_uuid}
+            body = {**to_wire(spec.managed, ref_uuids=refs), "modelUuid": model_uuid}
             created = client.create_segment(body)
             entries[spec_id] = Entry(
                 uuid=created["uuid"],
@@ -391,8 +393,8 @@ def test_preview_asks_cargo_for_record_counts(
     specs = {s.id: s for s in load_specs("segments")}
     with CargoClient() as client:
         icp = specs["sales/icp"]
-        body = {**request_body(icp.managed, ref_uuids={}),
-                "modelUuid": client.resolve_model(icp.model_ref)["uuid"]}
+        body = {**to_wire(icp.managed, ref_uuids={}),
+                "modelUuid": Catalog(client).resolve(icp.model_ref)["uuid"]}
         body.pop("name")
         expected = client.fetch_segment(body)["count"]
     assert isinstance(expected, int) and expected > 0

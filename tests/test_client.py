@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from segsync.client import (
     redact,
 )
 from segsync.errors import ApiError, ConfigError, NetworkError, SegsyncError
+from segsync.refresh import Catalog
 
 TOKEN = "tok-M4RK3R-5f0c2e9a71"
 BASE = "https://cargo.test/v1"
@@ -82,6 +84,10 @@ class Harness:
     @property
     def paths(self) -> list[str]:
         return [f"{r.method} {r.url.path}" for r in self.requests]
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.client)
 
 
 @pytest.fixture
@@ -882,7 +888,7 @@ def catalog(request: httpx.Request) -> httpx.Response:
 )
 def test_resolve_model(make: Callable[..., Harness], ref: str, uuid: str) -> None:
     h = make(catalog)
-    assert h.client.resolve_model(ref)["uuid"] == uuid
+    assert h.catalog.resolve(ref)["uuid"] == uuid
 
 
 def test_resolve_model_lists_once_per_client(make: Callable[..., Harness]) -> None:
@@ -892,14 +898,14 @@ def test_resolve_model_lists_once_per_client(make: Callable[..., Harness]) -> No
 
     def work() -> None:
         barrier.wait()
-        results.append(h.client.resolve_model("companies")["uuid"])
+        results.append(h.catalog.resolve("companies")["uuid"])
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    h.client.resolve_model("crm.people")
+    h.catalog.resolve("crm.people")
     assert results == [MODEL] * 8
     assert sorted(h.paths) == ["GET /v1/storage/datasets/list", "GET /v1/storage/models/list"]
 
@@ -907,7 +913,7 @@ def test_resolve_model_lists_once_per_client(make: Callable[..., Harness]) -> No
 def test_an_ambiguous_bare_slug_names_the_choices(make: Callable[..., Harness]) -> None:
     h = make(catalog)
     with pytest.raises(ConfigError) as info:
-        h.client.resolve_model("people")
+        h.catalog.resolve("people")
     assert str(info.value) == (
         "model 'people' is ambiguous: several datasets have a model with this slug; "
         "write one of crm.people, hubspot.people"
@@ -917,15 +923,15 @@ def test_an_ambiguous_bare_slug_names_the_choices(make: Callable[..., Harness]) 
 def test_an_unknown_model_suggests_the_closest(make: Callable[..., Harness]) -> None:
     h = make(catalog)
     with pytest.raises(ConfigError) as info:
-        h.client.resolve_model("companeis")
+        h.catalog.resolve("companeis")
     assert str(info.value) == (
         "unknown model 'companeis': did you mean 'companies'? "
         "Available models: companies, crm.people, hubspot.people"
     )
     with pytest.raises(ConfigError, match=r"did you mean 'hubspot\.people'"):
-        h.client.resolve_model("hubspot.peple")
+        h.catalog.resolve("hubspot.peple")
     with pytest.raises(ConfigError, match=r"^unknown model 'zzz'\. Available models: companies"):
-        h.client.resolve_model("zzz")
+        h.catalog.resolve("zzz")
 
 
 @pytest.mark.parametrize(
@@ -942,7 +948,7 @@ def test_deleted_models_and_datasets_are_skipped(
 ) -> None:
     h = make(catalog)
     with pytest.raises(ConfigError, match=message) as info:
-        h.client.resolve_model(ref)
+        h.catalog.resolve(ref)
     assert "deals" not in str(info.value).split("Available models:")[1]
 
 
@@ -957,15 +963,15 @@ def test_a_deleted_or_unknown_model_uuid_is_reported(make: Callable[..., Harness
 
     h = make(handler)
     with pytest.raises(ConfigError, match="was deleted in Cargo"):
-        h.client.resolve_model(dead)
+        h.catalog.resolve(dead)
     with pytest.raises(ConfigError, match="does not exist in this workspace"):
-        h.client.resolve_model(SEG)
+        h.catalog.resolve(SEG)
 
 
 def test_resolve_model_in_an_empty_workspace(make: Callable[..., Harness]) -> None:
     h = make(lambda r: ok({"datasets": [], "models": []}))
     with pytest.raises(ConfigError, match="this workspace has no models"):
-        h.client.resolve_model("companies")
+        h.catalog.resolve("companies")
 
 
 # -- debug log and the token ----------------------------------------------------------------------
@@ -1007,7 +1013,7 @@ def test_the_token_never_appears_in_errors_or_logs(make: Callable[..., Harness])
         (sequence(httpx.ReadTimeout(echo)), lambda c: c.create_segment(CREATE_BODY)),
         (sequence(httpx.LocalProtocolError(echo)), lambda c: c.fetch_segment({})),
         (lambda r: httpx.Response(200, content=echo.encode()), lambda c: c.list_datasets()),
-        (lambda r: ok({"datasets": [], "models": []}), lambda c: c.resolve_model(TOKEN)),
+        (lambda r: ok({"datasets": [], "models": []}), lambda c: Catalog(c).resolve(TOKEN)),
         (lambda r: ok({"datasets": []}), lambda c: c.get_segment(TOKEN)),
     ]
     captured: list[str] = []
@@ -1037,24 +1043,25 @@ def test_prefetch_reads_workspace_and_catalog_once_in_the_background(
         return catalog(request)
 
     h = make(handler)
-    h.client.prefetch()
-    assert h.client.current_workspace() == {"uuid": "w-1", "name": "Demo"}
-    assert h.client.resolve_model("companies")["uuid"] == MODEL
+    h.catalog.start()
+    assert h.catalog.workspace() == {"uuid": "w-1", "name": "Demo"}
+    assert h.catalog.resolve("companies")["uuid"] == MODEL
     assert sorted(h.paths) == [
         "GET /v1/storage/datasets/list",
         "GET /v1/storage/models/list",
         "GET /v1/workspaceManagement/workspaces/current",
     ]
-    # once taken, later calls ask Cargo again (a prefetched answer is used once)
-    h.client.current_workspace()
-    assert len(h.paths) == 4
+    # read once per run: asking again asks nobody
+    assert h.catalog.workspace() == {"uuid": "w-1", "name": "Demo"}
+    h.catalog.resolve("companies")
+    assert len(h.paths) == 3
 
 
 def test_prefetch_errors_surface_where_the_answer_is_used(make: Callable[..., Harness]) -> None:
     h = make(lambda request: err(401))
-    h.client.prefetch()
+    h.catalog.start()
     with pytest.raises(ApiError) as info:
-        h.client.current_workspace()
+        h.catalog.workspace()
     assert info.value.status == 401
     with pytest.raises(ApiError):
-        h.client.resolve_model("companies")
+        h.catalog.resolve("companies")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from segsync import load
-from segsync.load import Mark, load_document, plain_scalar
+from segsync import yamlfile as load
+from segsync.yamlfile import Mark, load_document, plain_scalar
 
 
 @pytest.fixture(params=["c", "python"])

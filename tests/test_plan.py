@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from plan_fixtures import (
+    cargo_of,
     cond_number,
     cond_segment,
     cond_string,
@@ -18,9 +19,14 @@ from plan_fixtures import (
     uuid_for,
 )
 
-from segsync.plan import ABSENT, FieldChange, Plan, make_plan
-from segsync.spec import request_body
+from segsync.canonical import to_wire
+from segsync.plan import ABSENT, Action, FieldChange, Plan, make_plan
 from segsync.state import State
+
+
+def texts(action: Action) -> tuple[str, ...]:
+    """The warnings of ``action`` as people read them."""
+    return tuple(w.text for w in action.warnings)
 
 
 def kinds(plan: Plan) -> list[tuple[str, str]]:
@@ -115,7 +121,7 @@ def test_model_change_is_replace_with_warning() -> None:
     assert action.kind == "replace"
     assert action.reason == "model changed companies -> contacts"
     assert action.changes == (FieldChange("limit", 5, 6),)
-    assert action.warnings == (
+    assert texts(action) == (
         "the API cannot move a segment to another model: apply deletes it and creates a new "
         "one (needs --allow-replace)",
     )
@@ -126,7 +132,7 @@ def test_protected_replace_warns_that_apply_refuses() -> None:
     new = make_spec("a", model="contacts", protect=True)
     (action,) = make_plan([new], state_of({"a": entry_for(old)})).actions
     assert action.kind == "replace"
-    assert "protected: apply refuses to replace it" in action.warnings
+    assert "protected: apply refuses to replace it" in texts(action)
 
 
 def test_referrer_of_replaced_spec_is_updated() -> None:
@@ -156,7 +162,7 @@ def test_prune_deletes_unprotected_and_keeps_protected() -> None:
     plan = make_plan([], state_of({"a": entry_for(a), "p": entry_for(p)}), prune=True)
     assert kinds(plan) == [("delete", "a"), ("orphan", "p")]
     assert plan.actions[0].uuid == uuid_for("a")
-    assert plan.actions[1].warnings == ("protected, not deleted",)
+    assert texts(plan.actions[1]) == ("protected, not deleted",)
 
 
 def test_renamed_file_without_explicit_id_is_moved() -> None:
@@ -203,7 +209,7 @@ def test_pending_create_intent_is_planned_as_create_with_warning() -> None:
     (action,) = make_plan([spec], state_of({"a": entry})).actions
     assert action.kind == "create"
     assert action.entry is entry
-    assert action.warnings == (
+    assert texts(action) == (
         "an interrupted create was recorded at 2026-11-27T13:00:00.000Z; apply looks for that "
         "segment in Cargo before creating it",
     )
@@ -223,7 +229,8 @@ def remote_of(spec_fields: dict[str, Any], uuid: str, **extra: Any) -> dict[str,
 
 def test_remote_gone_is_recreate() -> None:
     spec = make_spec("a")
-    plan = make_plan([spec], state_of({"a": entry_for(spec)}), remote={"a": None})
+    state = state_of({"a": entry_for(spec)})
+    plan = make_plan([spec], state, cargo=cargo_of([spec], state, {"a": None}))
     assert kinds(plan) == [("recreate", "a")]
     assert plan.actions[0].reason == "deleted outside segsync"
     assert plan.refreshed
@@ -232,7 +239,8 @@ def test_remote_gone_is_recreate() -> None:
 def test_remote_drift_is_update_from_remote_to_spec() -> None:
     spec = make_spec("a", limit=100)
     live = remote_of({**spec.managed, "limit": 999.0}, uuid_for("a"))
-    plan = make_plan([spec], state_of({"a": entry_for(spec)}), remote={"a": live})
+    state = state_of({"a": entry_for(spec)})
+    plan = make_plan([spec], state, cargo=cargo_of([spec], state, {"a": live}))
     (action,) = plan.actions
     assert action.kind == "update"
     assert action.reason == "drift: changed outside segsync"
@@ -244,14 +252,14 @@ def test_remote_with_segment_uuid_matching_applied_is_unchanged() -> None:
     eu = make_spec("eu", flt=one_group(cond_segment("icp")), limit=500.0)
     state = state_of({"icp": entry_for(icp), "eu": entry_for(eu)})
     live = {
-        "icp": remote_of(request_body(icp.managed, ref_uuids={}), uuid_for("icp")),
+        "icp": remote_of(to_wire(icp.managed, ref_uuids={}), uuid_for("icp")),
         "eu": remote_of(
-            request_body(eu.managed, ref_uuids={"icp": uuid_for("icp")}),
+            to_wire(eu.managed, ref_uuids={"icp": uuid_for("icp")}),
             uuid_for("eu"),
             columnSlugs=None,
         ),
     }
-    plan = make_plan([icp, eu], state, remote=live)
+    plan = make_plan([icp, eu], state, cargo=cargo_of([icp, eu], state, live))
     assert kinds(plan) == [("unchanged", "icp"), ("unchanged", "eu")]
 
 
@@ -261,9 +269,9 @@ def test_recreated_reference_updates_its_referrer() -> None:
     state = state_of({"icp": entry_for(icp), "eu": entry_for(eu)})
     live = {
         "icp": None,
-        "eu": remote_of(request_body(eu.managed, ref_uuids={"icp": uuid_for("icp")}), "x"),
+        "eu": remote_of(to_wire(eu.managed, ref_uuids={"icp": uuid_for("icp")}), "x"),
     }
-    plan = make_plan([icp, eu], state, remote=live)
+    plan = make_plan([icp, eu], state, cargo=cargo_of([icp, eu], state, live))
     assert kinds(plan) == [("recreate", "icp"), ("update", "eu")]
     assert plan.actions[1].reason == "reference icp is recreated and gets a new UUID"
 
@@ -334,8 +342,7 @@ def test_known_specs_rebuild_the_specs_an_apply_recorded(
     import dataclasses
     import shutil
 
-    from segsync.plan import known_specs
-    from segsync.spec import load_specs
+    from segsync.specs import known_specs, load_specs
     from segsync.state import Entry, Intent, State
 
     shutil.copytree(Path(__file__).parent.parent / "segments", tmp_path / "segments")

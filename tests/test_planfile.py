@@ -12,7 +12,7 @@ from segsync.errors import PlanFileError
 from segsync.plan import make_plan
 from segsync.planfile import SpecFingerprint, check_fresh, read_plan_file, write_plan_file
 from segsync.render import plan_to_json
-from segsync.spec import LoadedSpec
+from segsync.specs import LoadedSpec
 from segsync.state import State
 
 Saved = tuple[Path, list[LoadedSpec], State]

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from segsync.errors import ValidationFailed
-from segsync.spec import (
+from segsync.canonical import (
     canonical_managed,
-    check_wire_filter,
+    conditions,
     digest,
-    iter_conditions,
-    load_specs,
-    request_body,
+    from_wire,
+    refs_of,
+    to_wire,
 )
+from segsync.errors import ValidationFailed
+from segsync.specs import load_specs
 
 CASES = Path(__file__).parent / "cases" / "invalid"
 EXAMPLES = Path(__file__).parent.parent / "segments"
@@ -148,7 +149,7 @@ def test_canonical_managed_of_a_remote_segment_matches_the_spec(tmp_path: Path) 
     assert canonical_managed(remote) == spec.managed
 
 
-def test_request_body_resolves_segment_references(tmp_path: Path) -> None:
+def test_to_wire_and_back_resolve_segment_references(tmp_path: Path) -> None:
     _write(tmp_path, "icp.yaml", "name: ICP\nmodel: companies\nfilter: {conjonction: and, "
            "groups: []}\n")
     _write(tmp_path, "eu.yaml", "name: EU\nmodel: companies\nfilter:\n  conjonction: and\n"
@@ -156,29 +157,19 @@ def test_request_body_resolves_segment_references(tmp_path: Path) -> None:
            "        - {kind: segment, operator: in, segment: icp}\n")
     eu = next(s for s in load_specs(tmp_path) if s.id == "eu")
     uuid = "3f0c1a2b-5d6e-4f70-8a9b-0c1d2e3f4a5b"
-    body = request_body(eu.managed, ref_uuids={"icp": uuid})
+    body = to_wire(eu.managed, ref_uuids={"icp": uuid})
     cond = body["filter"]["groups"][0]["conditions"][0]
     assert cond == {"kind": "segment", "operator": "in", "segmentUuid": uuid}
     # the spec's canonical form keeps the spec id
     assert eu.managed["filter"]["groups"][0]["conditions"][0]["segment"] == "icp"
-    assert check_wire_filter(body["filter"]) == []
-    assert check_wire_filter(eu.managed["filter"]) == [
-        "filter.groups[0].conditions[0].segment: 'segment' (a spec id) is not wire format; "
-        "send 'segmentUuid'"
+    # and back, at every level: the one rule both ways
+    assert from_wire(body, uuid_to_id={uuid: "icp"}) == eu.managed
+    assert list(refs_of(eu.managed)) == [
+        (("filter", "groups", 0, "conditions", 0, "segment"), "icp")
     ]
 
 
-def test_check_wire_filter_messages() -> None:
-    assert check_wire_filter({"conjonction": "and", "groups": []}) == []
-    assert check_wire_filter({"conjunction": "and", "groups": [], "conditions": []}) == [
-        "filter.conjunction: unknown key 'conjunction' (did you mean 'conjonction'?)",
-        "filter.conditions: unknown key 'conditions' (conditions belong inside a group: "
-        "filter.groups[].conditions)",
-    ]
-    assert check_wire_filter([]) == ["filter: expected a mapping, got a list"]
-
-
-def test_iter_conditions_reaches_nested_conditions() -> None:
+def test_conditions_reaches_nested_conditions() -> None:
     prop = {"kind": "objectProperty", "columnSlug": "address", "propertyName": "city",
             "operator": "is", "value": "Paris"}
     inner = {"kind": "string", "columnSlug": "x", "operator": "isNull"}
@@ -187,12 +178,12 @@ def test_iter_conditions_reaches_nested_conditions() -> None:
          "conjonction": "and", "propertyConditions": [prop]},
         {"kind": "occurrence", "conditions": [inner]},
     ]}]}
-    paths = [p for p, _ in iter_conditions(filt)]
+    paths = [p for p, _ in conditions(filt)]
     assert paths == [
-        "filter.groups[0].conditions[0]",
-        "filter.groups[0].conditions[0].propertyConditions[0]",
-        "filter.groups[0].conditions[1]",
-        "filter.groups[0].conditions[1].conditions[0]",
+        ("filter", "groups", 0, "conditions", 0),
+        ("filter", "groups", 0, "conditions", 0, "propertyConditions", 0),
+        ("filter", "groups", 0, "conditions", 1),
+        ("filter", "groups", 0, "conditions", 1, "conditions", 0),
     ]
 
 
@@ -247,7 +238,6 @@ def test_every_kind_and_operator_is_accepted(tmp_path: Path) -> None:
                       {"kind": "number", "columnSlug": "amount", "operator": "greaterThan",
                        "value": 3}]})
     filt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": conds}]}
-    assert check_wire_filter(filt) == []
     spec = {"name": "All", "model": "companies", "filter": filt}
     (tmp_path / "all.yaml").write_text(json.dumps(spec))  # JSON is YAML
     (loaded,) = load_specs(tmp_path)
@@ -259,7 +249,7 @@ def test_known_files_are_not_parsed_again(
 ) -> None:
     import hashlib
 
-    from segsync import spec as spec_module
+    from segsync import specs as spec_module
 
     shutil.copytree(EXAMPLES, tmp_path / "segments")
     monkeypatch.chdir(tmp_path)

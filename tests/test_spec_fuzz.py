@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segsync.load import load_document
-from segsync.spec import parse_spec
+from segsync.specs import parse_spec
+from segsync.yamlfile import load_document
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "segments").rglob("*.yaml"))
 VALID = [yaml.safe_load(p.read_text()) for p in EXAMPLES]

@@ -19,17 +19,15 @@ from pydantic import ValidationError
 
 from segsync import __version__
 from segsync.errors import LockError, StateError
+from segsync.lock import StateLock, break_lock, read_lock
 from segsync.state import (
     STATE_VERSION,
     Entry,
     Intent,
     State,
-    StateLock,
     StateStore,
-    break_lock,
     dump_state,
     parse_time,
-    read_lock,
     read_state,
     utc_now,
     write_state_atomic,
@@ -612,7 +610,7 @@ def test_lock_in_an_unwritable_folder_is_a_state_error(tmp_path: Path) -> None:
 HOLDER_SCRIPT = textwrap.dedent(
     """
     import sys
-    from segsync.state import StateLock
+    from segsync.lock import StateLock
     with StateLock(sys.argv[1], command="segsync apply"):
         print("locked", flush=True)
         sys.stdin.readline()

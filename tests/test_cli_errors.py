@@ -1,0 +1,99 @@
+"""Errors are rendered once, at the command-line edge: ``error: …``, exit 1, and a traceback only
+with ``--debug`` (given to the group or to the command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from segsync.apply import execute
+from segsync.cli import cli
+from segsync.client import CargoClient
+from segsync.emulator.server import Emulator
+from segsync.manager import prepare
+from segsync.refresh import Catalog
+from segsync.state import StateStore, read_state
+
+SPEC = """\
+name: {name}
+model: companies
+filter:
+  conjonction: and
+  groups:
+    - conjonction: and
+      conditions:
+        - {{kind: string, columnSlug: country, operator: is, values: [FR]}}
+"""
+
+
+def test_a_user_error_is_one_line_and_a_traceback_only_with_debug(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = str(tmp_path / "nope")
+    plain = runner.invoke(cli, ["plan", "--dir", missing])
+    assert plain.exit_code == 1
+    assert plain.stderr == f"error: {missing}: no such folder (give the specs folder with --dir)\n"
+    for args in (["--debug", "plan", "--dir", missing], ["plan", "--dir", missing, "--debug"]):
+        debug = runner.invoke(cli, args)
+        assert debug.exit_code == 1
+        assert "Traceback (most recent call last)" in debug.stderr
+        assert "ConfigError" in debug.stderr
+        assert debug.stderr.endswith(plain.stderr)
+
+
+def test_spec_errors_go_to_stderr_or_become_annotations(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: X\nmodel: companies\nfilter: 3\n")
+    runner = CliRunner()
+    text = runner.invoke(cli, ["plan", "--dir", str(tmp_path)])
+    assert text.exit_code == 1 and text.stdout == ""
+    assert text.stderr == (
+        f"{tmp_path}/bad.yaml:3:9: filter: expected a mapping, got the number 3\n"
+        "error: 1 validation error\n"
+    )
+    github = runner.invoke(cli, ["plan", "--dir", str(tmp_path), "--format", "github"])
+    assert github.exit_code == 1
+    assert github.stdout == (
+        f"::error file={tmp_path}/bad.yaml,line=3,col=9::filter: expected a mapping, "
+        "got the number 3\n"
+    )
+    assert github.stderr == "error: 1 validation error\n"
+
+
+class _BrokenClient(CargoClient):
+    """A client with a bug in one call: apply must report it, with its traceback, and go on."""
+
+    def create_segment(self, body: Any) -> Any:
+        if body["name"] == "Broken":
+            raise RuntimeError("boom")
+        return super().create_segment(body)
+
+
+def test_a_bug_in_one_task_is_reported_with_its_traceback(
+    tmp_path: Path, empty_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segsync.specs import load_specs
+
+    specs_dir = tmp_path / "segments"
+    specs_dir.mkdir()
+    (specs_dir / "ok.yaml").write_text(SPEC.format(name="Fine"))
+    (specs_dir / "broken.yaml").write_text(SPEC.format(name="Broken"))
+    state_path = tmp_path / "segsync.state.json"
+    specs, state = load_specs(specs_dir), read_state(state_path)
+    with _BrokenClient(empty_emulator.url, empty_emulator.token) as client:
+        prepared = prepare(client, Catalog(client), specs, state)
+        report = execute(
+            prepared.plan, prepared.cargo, client, StateStore(state_path, state),
+            workspace_uuid=prepared.workspace["uuid"],
+        )
+    by_id = {r.id: r for r in report.results}
+    assert by_id["ok"].status == "done"
+    assert by_id["broken"].status == "failed"
+    assert by_id["broken"].message == "internal error: RuntimeError: boom"
+    assert by_id["broken"].traceback is not None
+    assert "RuntimeError: boom" in by_id["broken"].traceback
+    # the bug struck inside the create call: its outcome is unknown, so the intent stays for
+    # the next apply's lost-create search
+    broken = read_state(state_path).segments["broken"]
+    assert broken.uuid is None and broken.intent is not None and broken.intent.op == "create"
