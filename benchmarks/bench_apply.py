@@ -24,30 +24,20 @@ from pathlib import Path
 
 from segsync.client import CargoClient
 from segsync.emulator.launcher import launch_emulator
+from segsync.refresh import Catalog
+from tests.helpers import spec_text, write_spec
 
 TOKEN = "bench-apply-token"
 
-SPEC = """\
-name: Bench segment {i:04d}
-model: companies
-filter:
-  conjonction: and
-  groups:
-    - conjonction: and
-      conditions:
-        - kind: number
-          columnSlug: employee_count
-          operator: greaterThan
-          value: {i}
-        - kind: string
-          columnSlug: country
-          operator: is
-          values: [FR, DE]
-sort:
-  - columnSlug: arr
-    kind: desc
-limit: {limit}
-"""
+SORT = "sort:\n  - {columnSlug: arr, kind: desc}\n"
+
+
+def spec(i: int) -> str:
+    condition = f"{{kind: number, columnSlug: employee_count, operator: greaterThan, value: {i}}}"
+    return spec_text(
+        f"Bench segment {i:04d}", countries=("FR", "DE"), conditions=[condition],
+        limit=100 + i, extra=SORT,
+    )
 
 
 def bare_creates(specs: int, latency_ms: int, parallelism: int) -> float:
@@ -55,7 +45,7 @@ def bare_creates(specs: int, latency_ms: int, parallelism: int) -> float:
     emulator = launch_emulator("--no-fixtures", "--latency-ms", str(latency_ms), token=TOKEN)
     try:
         with CargoClient(emulator.url, TOKEN) as client:
-            model = client.resolve_model("companies")["uuid"]
+            model = Catalog(client).resolve("companies")["uuid"]
             flt = {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [
                 {"kind": "string", "columnSlug": "country", "operator": "is", "values": ["FR"]}
             ]}]}
@@ -80,10 +70,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="segsync-bench-apply-") as tmp:
         root = Path(tmp)
-        specs = root / "segments" / "bench"
-        specs.mkdir(parents=True)
         for i in range(args.specs):
-            (specs / f"s{i:04d}.yaml").write_text(SPEC.format(i=i, limit=100 + i))
+            write_spec(root / "segments" / "bench", f"s{i:04d}.yaml", spec(i))
         emulator = launch_emulator(
             "--no-fixtures", "--latency-ms", str(args.latency_ms), token=TOKEN
         )

@@ -28,7 +28,8 @@ import yaml
 from segsync.plan import make_plan
 from segsync.render import render_text
 from segsync.specs import known_specs, load_specs
-from segsync.state import Entry, State, dump_state, read_state
+from segsync.state import read_state
+from tests.helpers import applied_state, write_spec, write_state
 
 SPEC = """\
 # Generated segment {i}: companies in {country} with more than {size} employees.
@@ -71,29 +72,18 @@ trackingColumnSlugs: [stage, owner]
 def generate(root: Path, n: int) -> Path:
     specs = root / "segments"
     for i in range(n):
-        folder = specs / f"group-{i // 100:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
         text = SPEC.format(i=i, country=("FR", "IT", "NL")[i % 3], size=10 + i, limit=100 + i)
-        (folder / f"segment-{i:05d}.yaml").write_text(text)
+        write_spec(specs, f"group-{i // 100:03d}/segment-{i:05d}.yaml", text)
     return specs
 
 
-def write_state(specs_dir: Path, state_path: Path) -> None:
-    entries = {
-        spec.id: Entry(
-            uuid=f"00000000-0000-4000-8000-{i:012d}",
-            model=spec.model_ref,
-            applied=spec.managed,
-            digest=spec.digest,
-            refs={},
-            file=spec.file,
-            file_sha256=spec.file_sha256,
-            applied_at="2026-11-27T13:00:00.000Z",
-        )
-        for i, spec in enumerate(load_specs(specs_dir))
-    }
-    state = State(serial=1, lineage="6f1c2b3a-0000-4000-8000-000000000001", segments=entries)
-    state_path.write_bytes(dump_state(state))
+def write_applied_state(specs_dir: Path, state_path: Path) -> None:
+    """The state of a project whose every spec was applied: plan has nothing to do."""
+    specs = load_specs(specs_dir)
+    numbers = {spec.id: i for i, spec in enumerate(specs)}
+    state = applied_state(specs, uuid_for=lambda spec_id: f"00000000-0000-4000-8000-"
+                          f"{numbers[spec_id]:012d}")
+    write_state(state_path, state)
 
 
 def parse_only(specs_dir: Path) -> int:
@@ -164,7 +154,7 @@ def main() -> None:
         root = Path(tmp)
         specs_dir = generate(root, args.n)
         state_path = root / "segsync.state.json"
-        write_state(specs_dir, state_path)
+        write_applied_state(specs_dir, state_path)
         out = plan_in_process(specs_dir, state_path)
         assert out == f"No changes. {args.n:,} segments up to date.\n".replace(",", ""), out
 

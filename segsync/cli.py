@@ -19,7 +19,8 @@ from segsync import __version__
 
 if TYPE_CHECKING:
     from segsync.apply import ActionResult
-    from segsync.manager import Log
+    from segsync.config import Environment
+    from segsync.manager import Log, Project
     from segsync.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,9 +39,15 @@ class SegsyncGroup(click.Group):
     debug = False
     #: Spec errors of a failed run as GitHub annotations (``plan --format github``).
     github_errors = False
+    #: The environment chosen with ``--env`` / ``SEGSYNC_ENV`` (see ``config.py``).
+    environment: Environment | None = None
 
     lazy: ClassVar[dict[str, tuple[str, str]]] = {
         "emulator": ("segsync.emulator.command", "emulator_command"),
+        "state": ("segsync.cli_state", "state_group"),
+        "github": ("segsync.cli_github", "github_group"),
+        "import": ("segsync.cli_workspace", "import_command"),
+        "columns": ("segsync.cli_workspace", "columns_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -58,6 +65,7 @@ class SegsyncGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         SegsyncGroup.debug = SegsyncGroup.github_errors = False
+        SegsyncGroup.environment = None
         try:
             try:
                 rv = super().main(*args, **kwargs)
@@ -126,7 +134,7 @@ def debug_option(f: F) -> F:
     )(f)
 
 
-def _http_log() -> Log | None:
+def http_log() -> Log | None:
     if not SegsyncGroup.debug:
         return None
     return lambda line: click.echo(f"debug: {line}", err=True)
@@ -143,19 +151,74 @@ def dir_option(f: F) -> F:
     )(f)
 
 
-def state_option(f: F) -> F:
+def _set_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        from segsync.config import select
+
+        SegsyncGroup.environment = select(value)
+    return value
+
+
+def env_option(f: F) -> F:
     return click.option(
+        "--env",
+        "env_name",
+        envvar="SEGSYNC_ENV",
+        default=None,
+        metavar="NAME",
+        is_eager=True,
+        expose_value=False,
+        callback=_set_env,
+        help="Use environment NAME of segsync.toml: its state file, API URL and token "
+        "variable ($SEGSYNC_ENV).",
+    )(f)
+
+
+def _state_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    env = SegsyncGroup.environment
+    if env is not None and ctx.get_parameter_source("state_path") in (
+        click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP
+    ):
+        return env.state
+    return value
+
+
+def state_option(f: F) -> F:
+    return env_option(click.option(
         "--state",
         "state_path",
         default=lambda: os.environ.get("SEGSYNC_STATE", "segsync.state.json"),
-        show_default="segsync.state.json, or $SEGSYNC_STATE",
+        show_default="segsync.state.json, or $SEGSYNC_STATE, or the --env's",
         type=click.Path(dir_okay=False),
+        callback=_state_path,
         help="State file recording the segments segsync created.",
-    )(f)
+    )(f))
+
+
+def _offline(directory: str, state_path: str) -> Project:
+    from segsync.manager import Project
+
+    return Project(directory, state_path)
+
+
+def project_of(directory: str, state_path: str) -> Project:
+    """The project a command works on, with the chosen environment's API and token."""
+    from segsync.manager import Project
+
+    env = SegsyncGroup.environment
+    if env is None:
+        return Project(directory, state_path)
+    token = os.environ.get(env.token_env, "").strip()
+    return Project(
+        directory, state_path, api_url=env.api_url, token=token,
+        token_help=f"{env.token_env} is not set: it holds the token of environment "
+        f"{env.name!r} ({env.source})",
+    )
 
 
 @click.group(cls=SegsyncGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="segsync", message="%(prog)s %(version)s")
+@env_option
 @debug_option
 def cli() -> None:
     """Cargo segments as code: validate, plan and apply YAML segment specs.
@@ -167,130 +230,26 @@ def cli() -> None:
     """
 
 
-def _stdin_is_terminal() -> bool:
+def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
-
-
-@cli.group("state", context_settings=CONTEXT_SETTINGS)
-def state_group() -> None:
-    """Inspect the state file and release a stale lock.
-
-    \b
-    Example:
-      segsync state list
-      segsync state show sales/enterprise-eu
-      segsync state unlock
-    """
-
-
-@state_group.command("list")
-@state_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a header and one line per segment; json: the same as one JSON object.",
-)
-@debug_option
-def state_list(state_path: str, fmt: str) -> None:
-    """List the segments recorded in the state file, sorted by id.
-
-    Each line shows the spec id, the segment UUID, the model as written, the spec file and
-    flags: protect, intent=OP (an action was under way when a run stopped) and
-    pendingDelete=UUID (a replace whose old segment is not deleted yet). A missing state
-    file is an empty state.
-
-    \b
-    Example:
-      segsync state list
-      segsync state list --state prod.state.json --format json
-    """
-    from segsync.render.state import format_state_list
-    from segsync.state import read_state
-
-    click.echo(format_state_list(read_state(state_path), state_path, fmt=fmt), nl=False)
-
-
-@state_group.command("show")
-@click.argument("spec_id", metavar="ID")
-@state_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: readable fields; json: the entry exactly as stored in the state file.",
-)
-@debug_option
-def state_show(spec_id: str, state_path: str, fmt: str) -> None:
-    """Show the state entry of one segment, by spec id.
-
-    Everything the state file records for it: UUID, model, spec file, protect, when it was
-    applied, the digest and fields last applied, references, and any action under way.
-
-    \b
-    Example:
-      segsync state show sales/enterprise-eu
-      segsync state show sales/enterprise-eu --format json
-    """
-    from segsync.render.state import format_entry
-    from segsync.state import get_entry, read_state
-
-    entry = get_entry(read_state(state_path), spec_id, state_path)
-    click.echo(format_entry(spec_id, entry, fmt=fmt), nl=False)
-
-
-@state_group.command("unlock")
-@state_option
-@click.option(
-    "--yes", is_flag=True, help="Remove the lock without asking (required without a terminal)."
-)
-@debug_option
-def state_unlock(state_path: str, yes: bool) -> None:
-    """Remove a stale state lock.
-
-    A run that crashed or was killed leaves its lock behind. This command shows who holds
-    the lock and asks for confirmation on a terminal; without a terminal it refuses unless
-    --yes is given. Only remove a lock when that run has really ended: two applies at once
-    can create duplicate segments. Exits 1 when there is no lock, so a script notices that
-    it had nothing to unlock.
-
-    \b
-    Example:
-      segsync state unlock
-      segsync state unlock --state prod.state.json --yes
-    """
-    from segsync.errors import ConfigError, StateError
-    from segsync.lock import break_lock, describe_holder, lock_path, read_lock
-
-    lock = lock_path(state_path)
-    holder = read_lock(state_path)
-    if holder is None:
-        raise StateError("there is no lock to remove (the file does not exist)", path=lock)
-    click.echo(f"{lock} is held by {describe_holder(holder)}")
-    if not yes:
-        if not _stdin_is_terminal():
-            raise ConfigError(
-                "not removing the lock without confirmation: no terminal to ask on; "
-                "pass --yes if that run has ended"
-            )
-        if not click.confirm("Remove it? Only do this if that run has ended", default=False):
-            raise click.exceptions.Abort()
-    if break_lock(state_path):
-        click.echo(f"removed {lock}")
-    else:
-        click.echo(f"{lock} was already gone")
 
 
 def main() -> None:
     cli()
 
 
+def strict_option(f: F) -> F:
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="Treat warnings (a comma inside one `values` string, invisible characters in a "
+        "name, a repeated condition) as errors: exit 1.",
+    )(f)
+
+
 @cli.command()
 @dir_option
+@state_option
 @click.option(
     "--format",
     "fmt",
@@ -300,16 +259,28 @@ def main() -> None:
     help="text: one line per error; json: a machine-readable report; "
     "github: workflow annotations on the offending lines.",
 )
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also check every model, column, kind and property against the workspace's models "
+    "(needs CARGO_API_TOKEN; one read of the models, one list call per model).",
+)
+@strict_option
 @debug_option
-def validate(directory: str, fmt: str) -> int:
-    """Check every spec file strictly, offline, and report all errors.
+def validate(directory: str, state_path: str, fmt: str, remote: bool, strict: bool) -> int:
+    """Check every spec file strictly and report all errors, and warnings.
 
-    Every error names its place as file:line:column. Exit 0 when all specs are valid, 1 otherwise.
+    Offline by default. Every error names its place as file:line:column. With --remote, also
+    checks the specs against the workspace: the model exists, every column named in filters,
+    sort, trackingColumnSlugs and matchConditions exists on its model, each condition's kind
+    matches its column's type, properties exist. Exit 0 when all specs are valid, 1 otherwise
+    (and with --strict, when there are warnings).
 
     \b
     Examples:
       segsync validate
       segsync validate --dir segments --format github
+      segsync validate --remote --strict
     """
     from segsync.errors import ValidationFailed
     from segsync.manager import validate_project
@@ -317,12 +288,16 @@ def validate(directory: str, fmt: str) -> int:
     from segsync.specs import count_spec_files
 
     errors = []
+    warnings: list[Any] = []
     try:
-        _, total = validate_project(directory)
+        _, total, warnings = validate_project(
+            project_of(directory, state_path) if remote else _offline(directory, state_path),
+            remote=remote, log=http_log(),
+        )
     except ValidationFailed as exc:
         errors, total = exc.errors, count_spec_files(directory)
-    click.echo(validation_report(errors, total, fmt), nl=False)
-    return 1 if errors else 0
+    click.echo(validation_report(errors, total, fmt, warnings), nl=False)
+    return 1 if errors or (strict and warnings) else 0
 
 
 @cli.command()
@@ -381,6 +356,7 @@ def schema() -> None:
     is_flag=True,
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
+@strict_option
 @debug_option
 def plan(
     directory: str,
@@ -391,6 +367,7 @@ def plan(
     refresh: bool,
     preview: bool,
     detailed_exitcode: bool,
+    strict: bool,
 ) -> int:
     """Show what apply would change: specs compared with the state file.
 
@@ -407,15 +384,23 @@ def plan(
       segsync plan --refresh --prune
       segsync plan --preview
     """
-    from segsync.manager import Project, plan_project
+    from segsync.errors import ValidationFailed
+    from segsync.manager import plan_project
     from segsync.planfile import write_plan_file
     from segsync.render import render
+    from segsync.render.errors import spec_error_lines
 
     SegsyncGroup.github_errors = fmt == "github"
     planned = plan_project(
-        Project(directory, state_path), prune=prune, refresh=refresh, preview=preview,
-        log=_http_log(),
+        project_of(directory, state_path), prune=prune, refresh=refresh, preview=preview,
+        log=http_log(),
     )
+    if planned.warnings:
+        if strict:
+            raise ValidationFailed(planned.warnings)
+        github = fmt == "github"
+        for line in spec_error_lines(planned.warnings, "github" if github else "text"):
+            click.echo(line, err=not github)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     click.echo(render(planned.plan, fmt, color=color), nl=False, color=color)
     if out is not None:
@@ -456,6 +441,13 @@ def plan(
     help="Allow deleting and replacing more than 30% of the managed segments at once "
     "(checked when 10 or more are managed).",
 )
+@click.option(
+    "--delete-duplicates",
+    is_flag=True,
+    help="Delete the live segments that segsync does not manage but that have a managed "
+    "segment's model, name and fields (shown in the plan first; never play-owned or "
+    "referenced ones).",
+)
 @debug_option
 def apply(
     planfile: str | None,
@@ -466,13 +458,16 @@ def apply(
     prune: bool,
     allow_replace: bool,
     force: bool,
+    delete_duplicates: bool,
 ) -> int:
     """Make Cargo match the specs: create, update, replace and delete segments.
 
     Reads the specs, locks the state file, names the target workspace, reads the managed
     segments from Cargo (one list call per model), shows the plan and asks for confirmation
     on a terminal. Every result is written to the state file before it is reported, so an
-    interrupted or failed apply can simply be run again. With PLANFILE (from
+    interrupted or failed apply can simply be run again. A spec whose segment already exists
+    in Cargo unmanaged (same model, name and fields) is adopted without a request; unmanaged
+    copies of managed segments are listed as duplicates and make apply exit 1. With PLANFILE (from
     `segsync plan --out`), applies exactly that plan and refuses it once stale.
 
     \b
@@ -481,27 +476,28 @@ def apply(
       segsync apply --auto-approve --parallelism 8
       segsync plan --out plan.json && segsync apply plan.json
     """
-    from segsync.errors import ApplyError, ConfigError
-    from segsync.manager import Project, apply_project
+    from segsync.errors import ApplyError, ConfigError, DuplicatesFound
+    from segsync.manager import apply_project
     from segsync.render.progress import apply_summary
 
-    if not auto_approve and not _stdin_is_terminal():
+    if not auto_approve and not stdin_is_terminal():
         raise ConfigError(
             "apply asks for confirmation, but there is no terminal to ask on; pass "
             "--auto-approve to apply without asking (as in CI)"
         )
-    ui = _TerminalUI(auto_approve=auto_approve)
+    ui = TerminalUI(auto_approve=auto_approve)
     try:
-        report = apply_project(
-            Project(directory, state_path), ui, planfile=planfile, prune=prune,
-            allow_replace=allow_replace, force=force, parallelism=parallelism, log=_http_log(),
+        applied = apply_project(
+            project_of(directory, state_path), ui, planfile=planfile, prune=prune,
+            allow_replace=allow_replace, force=force, parallelism=parallelism,
+            delete_duplicates=delete_duplicates, log=http_log(),
         )
     finally:
         ui.close()
-    if report is None:
-        return 0
-    click.echo(apply_summary(report))
-    if report.failures:
+    report = applied.report
+    if report is not None:
+        click.echo(apply_summary(report))
+    if report is not None and report.failures:
         for spec_id, message in report.failures:
             click.echo(f"error: {spec_id}: {message}", err=True)
         click.echo(
@@ -510,10 +506,12 @@ def apply(
             err=True,
         )
         raise ApplyError(report.failures)
+    if applied.duplicates:
+        raise DuplicatesFound(len(applied.duplicates))
     return 0
 
 
-class _TerminalUI:
+class TerminalUI:
     """What apply shows on the terminal: workspace, plan, question, one line per result (and a
     progress bar on stderr when it is a terminal)."""
 

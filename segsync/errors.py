@@ -2,12 +2,14 @@
 
 SegsyncError                 base: a message, an optional place (path, line, column)
 ├── SpecError                one problem in one spec file (always has a place)
+│   └── SpecWarning          a likely mistake that fails a run only with --strict
 ├── ValidationFailed         a run found one or more SpecErrors (carries them all)
 ├── ConfigError              missing token, bad option value, unknown model slug
 ├── StateError               state file unreadable, corrupt, newer, unwritable
 │   └── LockError            the state lock is held by someone else
 ├── PlanFileError            a saved plan is stale or altered
 ├── ApplyError               one or more apply actions failed
+├── DuplicatesFound          Cargo holds unmanaged copies of managed segments
 └── ApiError                 Cargo answered with an error (status, reason, error_message)
     └── NetworkError         no answer at all (timeout, connection reset)
 """
@@ -75,6 +77,11 @@ class SpecError(SegsyncError):
         return (self.path or "", self.line or 0, self.column or 0, str(self))
 
 
+class SpecWarning(SpecError):
+    """A likely mistake in a spec (a comma inside one ``values`` string, an invisible character
+    in a name, a repeated condition): shown, and fatal only with ``--strict``."""
+
+
 class ValidationFailed(SegsyncError):
     """Specs did not validate; ``errors`` holds every problem found, sorted."""
 
@@ -107,6 +114,19 @@ class ApplyError(SegsyncError):
         self.failures = list(failures)
         n = len(self.failures)
         super().__init__(f"{n} action{'s' if n != 1 else ''} failed")
+
+
+class DuplicatesFound(SegsyncError):
+    """Live segments that segsync does not manage have a managed segment's model and name."""
+
+    def __init__(self, count: int) -> None:
+        noun = "segment" if count == 1 else "segments"
+        super().__init__(
+            f"{count} duplicate {noun} in Cargo (listed above): segsync manages one segment of "
+            "each name; delete the extra ones in Cargo, or run `segsync apply "
+            "--delete-duplicates` to delete those with the managed segment's fields"
+        )
+        self.count = count
 
 
 class ApiError(SegsyncError):

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from segsync.errors import ConfigError
+from segsync.errors import ConfigError, SpecError
 
 if TYPE_CHECKING:
     from segsync.apply import ActionResult, ApplyReport
     from segsync.client import CargoClient
-    from segsync.plan import Cargo, Plan
+    from segsync.plan import Cargo, Duplicate, Plan
     from segsync.planfile import SavedPlan
     from segsync.refresh import Catalog
     from segsync.specs import LoadedSpec
@@ -28,19 +28,35 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Project:
-    """The specs folder and the state file a command works on."""
+    """The specs folder and the state file a command works on, and the Cargo API it talks to
+    (``api_url``/``token`` None: ``CARGO_API_URL`` / ``CARGO_API_TOKEN``)."""
 
     directory: str
     state_path: str
+    api_url: str | None = None
+    token: str | None = None
+    token_help: str | None = None  # the error when ``token`` is empty (an environment's)
 
 
 @dataclass(frozen=True)
 class Planned:
-    """A plan with what it was made from (``plan --out`` saves all three)."""
+    """A plan with what it was made from (``plan --out`` saves plan, state and specs), and
+    the warnings of its specs."""
 
     plan: Plan
     state: State
     specs: Sequence[LoadedSpec]
+    warnings: Sequence[SpecError] = ()
+
+
+def spec_warnings(specs: Sequence[LoadedSpec]) -> list[SpecError]:
+    """The warnings of ``specs`` (see ``specwarnings``), each at its place."""
+    from segsync.errors import SpecWarning
+    from segsync.specs import errors_at
+    from segsync.specwarnings import spec_warnings as warnings_of
+
+    found = [(w.spec, w.path, w.message) for s in specs for w in warnings_of(s)]
+    return errors_at(found, cls=SpecWarning) if found else []
 
 
 def load(project: Project) -> tuple[State, list[LoadedSpec]]:
@@ -54,17 +70,35 @@ def load(project: Project) -> tuple[State, list[LoadedSpec]]:
     return state, specs
 
 
-def validate_project(directory: str) -> tuple[list[LoadedSpec], int]:
-    """Every spec of ``directory`` (ValidationFailed with all errors), and how many files."""
+def validate_project(
+    project: Project, *, remote: bool = False, log: Log | None = None
+) -> tuple[list[LoadedSpec], int, list[SpecError]]:
+    """Every spec of the folder (ValidationFailed with all errors), how many files, and the
+    warnings. ``remote`` also checks every model, column, kind and property against the
+    workspace (one read of the models, one list call per model)."""
     from segsync.specs import count_spec_files, load_specs
 
-    return load_specs(directory), count_spec_files(directory)
+    specs = load_specs(project.directory)
+    total = count_spec_files(project.directory)
+    if remote:
+        from segsync import refresh as refreshing
+        from segsync.state import read_state
+
+        with _client(project, log) as client:
+            catalog = refreshing.Catalog(client)
+            catalog.start()
+            state = read_state(project.state_path)
+            cargo = refreshing.refresh(client, catalog, specs, state)
+            refreshing.check_workspace(catalog, specs, cargo)
+    return specs, total, spec_warnings(specs)
 
 
-def _client(log: Log | None) -> CargoClient:
+def _client(project: Project, log: Log | None) -> CargoClient:
     from segsync.client import CargoClient
 
-    return CargoClient(debug_log=log)
+    if project.token_help is not None and not project.token:
+        raise ConfigError(project.token_help)
+    return CargoClient(project.api_url, project.token, debug_log=log)
 
 
 def plan_project(
@@ -82,20 +116,21 @@ def plan_project(
 
     if not (refresh or preview):
         state, specs = load(project)
-        return Planned(make_plan(specs, state, prune=prune), state, specs)
-    with _client(log) as client:
+        return Planned(make_plan(specs, state, prune=prune), state, specs, spec_warnings(specs))
+    with _client(project, log) as client:
         catalog = refreshing.Catalog(client)
         catalog.start()  # the workspace and the catalog are read while the specs load
         state, specs = load(project)
         if refresh:
             refreshing.target_workspace(catalog, state)
             cargo = refreshing.refresh(client, catalog, specs, state)
+            refreshing.check_workspace(catalog, specs, cargo)
             plan = make_plan(specs, state, prune=prune, cargo=cargo)
         else:
             plan = make_plan(specs, state, prune=prune)
         if preview:
             plan = refreshing.preview(client, catalog, plan, state)
-    return Planned(plan, state, specs)
+    return Planned(plan, state, specs, spec_warnings(specs))
 
 
 @dataclass(frozen=True)
@@ -118,6 +153,7 @@ def prepare(
     prune: bool = False,
     saved: SavedPlan | None = None,
     parallelism: int = 4,
+    delete_duplicates: bool = False,
 ) -> Prepared:
     """Check the workspace, read Cargo, and plan against it; with ``saved`` (a plan file
     already checked with ``planfile.check_fresh``), keep exactly its actions."""
@@ -126,7 +162,10 @@ def prepare(
 
     workspace = refreshing.target_workspace(catalog, state)
     cargo = refreshing.refresh(client, catalog, specs, state, parallelism=parallelism)
-    plan = make_plan(specs, state, prune=prune, cargo=cargo)
+    refreshing.check_workspace(catalog, specs, cargo)  # before anything is sent
+    plan = make_plan(
+        specs, state, prune=prune, cargo=cargo, delete_duplicates=delete_duplicates
+    )
     notes: list[str] = []
     if saved is not None:
         wanted = {
@@ -136,6 +175,15 @@ def prepare(
         }
         plan, notes = restrict(plan, wanted, source=saved.path)
     return Prepared(workspace, plan, cargo, state, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an apply did: the report of its actions (None when there was nothing to do), and
+    the duplicates it left in Cargo (apply fails while any exist)."""
+
+    report: ApplyReport | None
+    duplicates: tuple[Duplicate, ...]
 
 
 class ApplyUI(Protocol):
@@ -163,19 +211,19 @@ def apply_project(
     allow_replace: bool = False,
     force: bool = False,
     parallelism: int = 4,
+    delete_duplicates: bool = False,
     log: Log | None = None,
-) -> ApplyReport | None:
+) -> Applied:
     """``segsync apply``: lock the state, plan against Cargo, refuse what needs a flag, ask,
-    then execute. None when there was nothing to do; the report otherwise (its failures are
-    the caller's to report)."""
+    then execute. Failures and duplicates left are the caller's to report."""
     from segsync import refresh as refreshing
     from segsync.apply import execute
     from segsync.lock import StateLock
-    from segsync.plan import check_safety
+    from segsync.plan import Duplicate, check_safety
     from segsync.planfile import check_fresh, read_plan_file
     from segsync.state import StateStore
 
-    with StateLock(project.state_path, command="segsync apply"), _client(log) as client:
+    with StateLock(project.state_path, command="segsync apply"), _client(project, log) as client:
         catalog = refreshing.Catalog(client)
         catalog.start()
         state, specs = load(project)
@@ -190,17 +238,251 @@ def apply_project(
             prune = saved.prune
         ui.workspace(refreshing.describe_workspace(refreshing.target_workspace(catalog, state)))
         prepared = prepare(
-            client, catalog, specs, state, prune=prune, saved=saved, parallelism=parallelism
+            client, catalog, specs, state, prune=prune, saved=saved, parallelism=parallelism,
+            delete_duplicates=delete_duplicates,
         )
         plan = prepared.plan
         ui.plan(plan, prepared.notes)
         check_safety(plan, state, allow_replace=allow_replace, force=force)
         if not plan.has_changes:
-            return None
+            return Applied(None, plan.duplicates)
         if not ui.confirm():
             raise ConfigError("apply cancelled; nothing was changed")
         store = StateStore(project.state_path, state)
-        return execute(
+        report = execute(
             plan, prepared.cargo, client, store, workspace_uuid=str(prepared.workspace["uuid"]),
             parallelism=parallelism, on_result=ui.result,
         )
+        deleted = {r.uuid for r in report.results if r.kind == "dedupe" and r.status == "done"}
+        left = [
+            Duplicate(a.id, str(a.uuid), a.name, str(a.model), None, True, "its delete failed")
+            for a in plan.actions if a.kind == "dedupe" and a.uuid not in deleted
+        ]
+        return Applied(report, (*plan.duplicates, *left))
+
+
+@dataclass(frozen=True)
+class ImportedSegment:
+    """One segment ``segsync import`` wrote a spec for (or would, in a dry run)."""
+
+    uuid: str
+    name: str
+    file: str
+    spec_id: str
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: the specs written (in file order) and the segments skipped, why."""
+
+    written: tuple[ImportedSegment, ...]
+    skipped: tuple[tuple[str, str, str], ...]  # (uuid, name, reason)
+    dry_run: bool
+
+
+def import_project(
+    project: Project,
+    *,
+    model: str | None = None,
+    match: str | None = None,
+    dry_run: bool = False,
+    log: Log | None = None,
+) -> Imported:
+    """``segsync import``: one spec file per live segment segsync does not manage, recorded in
+    the state so that the next plan shows no changes. Files are created exclusively."""
+    import contextlib
+
+    from segsync.lock import StateLock
+
+    lock = contextlib.nullcontext() if dry_run else StateLock(
+        project.state_path, command="segsync import"
+    )
+    with lock, _client(project, log) as client:
+        return _import(client, project, model=model, match=match, dry_run=dry_run)
+
+
+def _import(
+    client: CargoClient, project: Project, *, model: str | None, match: str | None,
+    dry_run: bool,
+) -> Imported:
+    import os
+
+    from segsync import importer
+    from segsync import refresh as refreshing
+    from segsync.specs import parse_spec
+    from segsync.state import Entry, StateStore, read_state, utc_now
+
+    catalog = refreshing.Catalog(client)
+    catalog.start()
+    if os.path.isdir(project.directory):
+        state, specs = load(project)
+    else:  # a new repository: the folder is made for the first spec
+        state, specs = read_state(project.state_path), []
+    workspace = refreshing.target_workspace(catalog, state)
+    names = catalog.spec_names()
+    if model is not None:
+        wanted = str(catalog.resolve(model)["uuid"])
+        names = {wanted: names[wanted]} if wanted in names else {}
+    live = refreshing.list_live(client, sorted(names))
+    managed = {e.uuid for e in state.segments.values() if e.uuid}
+    managed |= {e.pending_delete for e in state.segments.values() if e.pending_delete}
+    chosen, skipped_raw = importer.choose(
+        live.values(), managed=managed, model_names=names, match=match
+    )
+    skipped = [(str(s.get("uuid")), str(s.get("name")), why) for s, why in skipped_raw]
+    # A spec already holding that model and name: apply adopts the segment, or says why not.
+    spec_models = refreshing.resolve_models(catalog, specs) if specs else {}
+    by_name = {(str(spec_models[s.model_ref]["uuid"]), s.name): s for s in specs}
+    first_of: dict[tuple[str, str], str] = {}
+    kept = []
+    for segment in sorted(chosen, key=lambda s: (str(s.get("createdAt")), str(s.get("uuid")))):
+        key = (str(segment.get("modelUuid")), str(segment.get("name")))
+        uuid, name = str(segment.get("uuid")), str(segment.get("name"))
+        if key in by_name:
+            skipped.append((uuid, name, f"{by_name[key].file} already names a segment "
+                            "with this name on this model; `segsync apply` adopts it when its "
+                            f"fields are the same, or run `segsync import --uuid {uuid} --id "
+                            f"{by_name[key].id}`"))
+        elif key in first_of:
+            skipped.append((uuid, name, f"a duplicate of {first_of[key]} (same model and "
+                            "name), which is imported; delete this one in Cargo"))
+        else:
+            first_of[key] = uuid
+            kept.append(segment)
+    base = project.directory.rstrip("/") or "."
+    existing = {s.file for s in specs}
+    placed = importer.place(
+        sorted(kept, key=lambda s: (str(s.get("name")), str(s.get("uuid")))),
+        model_names=names, directory=base,
+        taken_ids={s.id for s in specs} | set(state.segments), taken_files=existing,
+    )
+    uuid_to_id = {e.uuid: sid for sid, e in state.segments.items() if e.uuid}
+    uuid_to_id |= {str(c.segment["uuid"]): c.spec_id for c in placed}
+    # Render every spec; one that cannot be written drops out, and so do references to it.
+    while True:
+        rendered = {}
+        dropped = []
+        for c in placed:
+            fields = importer.fields_of(c.segment, uuid_to_id)
+            data = importer.spec_text(fields, c.model).encode("utf-8")
+            spec, errors, _ = parse_spec(data, c.file, c.spec_id)
+            uuid, name = str(c.segment["uuid"]), str(c.segment.get("name"))
+            if spec is None or errors:
+                reason = errors[0].message if errors else "it does not read back"
+                dropped.append((c, f"its fields do not pass segsync's validation: {reason}"))
+            elif spec.managed != fields:
+                dropped.append((c, "its fields do not read back the same from a spec file"))
+            elif os.path.exists(c.file):
+                dropped.append((c, f"{c.file} exists; segsync never overwrites a file"))
+            else:
+                rendered[c.spec_id] = (c, data, spec)
+        if not dropped:
+            break
+        for c, why in dropped:
+            skipped.append((str(c.segment["uuid"]), str(c.segment.get("name")), why))
+            uuid_to_id.pop(str(c.segment["uuid"]), None)
+        gone = {c.spec_id for c, _ in dropped}
+        placed = [c for c in placed if c.spec_id not in gone]
+    written: list[ImportedSegment] = []
+    entries: dict[str, Entry | None] = {}
+    id_to_uuid = {sid: uuid for uuid, sid in uuid_to_id.items()}
+    for spec_id in sorted(rendered):
+        c, data, spec = rendered[spec_id]
+        uuid = str(c.segment["uuid"])
+        item = ImportedSegment(uuid, spec.name, c.file, spec_id)
+        if dry_run:
+            written.append(item)
+            continue
+        os.makedirs(os.path.dirname(c.file) or ".", exist_ok=True)
+        try:
+            with open(c.file, "xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            skipped.append((uuid, spec.name, f"{c.file} exists; segsync never overwrites a file"))
+            continue
+        entries[spec_id] = Entry(
+            uuid=uuid, model=c.model, model_uuid=c.model_uuid, applied=spec.managed,
+            digest=spec.digest, refs={ref: id_to_uuid[ref] for ref in spec.refs},
+            protect=False, file=c.file, file_sha256=spec.file_sha256, applied_at=utc_now(),
+        )
+        written.append(item)
+    if entries:
+        StateStore(project.state_path, state).update(
+            entries, workspace_uuid=str(workspace["uuid"])
+        )
+    return Imported(tuple(written), tuple(sorted(skipped, key=lambda s: (s[1], s[0]))), dry_run)
+
+
+def bind_segment(
+    project: Project, uuid: str, spec_id: str, *, log: Log | None = None
+) -> tuple[str, Payload]:
+    """``segsync import --uuid UUID --id SPEC_ID``: record that an existing spec manages an
+    existing live segment; the next plan shows their differences as an update. Returns the
+    spec's file and the segment."""
+    from segsync import importer
+    from segsync import refresh as refreshing
+    from segsync.canonical import digest, refs_of
+    from segsync.lock import StateLock
+    from segsync.spec import did_you_mean
+    from segsync.state import Entry, StateStore, utc_now
+
+    with StateLock(project.state_path, command="segsync import"), _client(project, log) as client:
+        catalog = refreshing.Catalog(client)
+        catalog.start()
+        state, specs = load(project)
+        by_id = {s.id: s for s in specs}
+        spec = by_id.get(spec_id)
+        if spec is None:
+            raise ConfigError(
+                f"no spec has the id {spec_id!r} in {project.directory}"
+                f"{did_you_mean(spec_id, sorted(by_id))}; write the spec first, then import"
+            )
+        if spec_id in state.segments and state.segments[spec_id].uuid is not None:
+            raise ConfigError(
+                f"{spec_id} already manages segment {state.segments[spec_id].uuid}; a spec "
+                "manages one segment"
+            )
+        for other, entry in state.segments.items():
+            if uuid in (entry.uuid, entry.pending_delete):
+                raise ConfigError(f"segment {uuid} is already managed by {other}")
+        workspace = refreshing.target_workspace(catalog, state)
+        segment = client.get_segment(uuid)
+        if segment is None:
+            raise ConfigError(f"segment {uuid} does not exist in this workspace (or is deleted)")
+        if segment.get("fromPlay") is True:
+            raise ConfigError(f"segment {uuid} is owned by a play; segsync never manages it")
+        model = catalog.resolve(spec.model_ref)
+        if segment.get("modelUuid") != model.get("uuid"):
+            raise ConfigError(
+                f"segment {uuid} is on model {segment.get('modelUuid')}, but {spec.file} names "
+                f"model {spec.model_ref} ({model.get('uuid')}); a segment cannot change model"
+            )
+        uuid_to_id = {e.uuid: sid for sid, e in state.segments.items() if e.uuid}
+        applied = importer.fields_of(segment, uuid_to_id)
+        id_to_uuid = {sid: u for u, sid in uuid_to_id.items()}
+        entry = Entry(
+            uuid=uuid, model=spec.model_ref, model_uuid=str(model["uuid"]), applied=applied,
+            digest=digest(applied), refs={ref: id_to_uuid[ref] for _, ref in refs_of(applied)},
+            protect=spec.protect, file=spec.file, applied_at=utc_now(),
+        )
+        StateStore(project.state_path, state).update(
+            {spec_id: entry}, workspace_uuid=str(workspace["uuid"])
+        )
+        return spec.file, segment
+
+
+def list_columns(
+    project: Project, model: str | None = None, *, log: Log | None = None
+) -> list[tuple[str, Payload]]:
+    """``(name in a spec, model)`` of every live model (or of ``model`` alone), by name."""
+    from segsync import refresh as refreshing
+
+    with _client(project, log) as client:
+        catalog = refreshing.Catalog(client)
+        names = catalog.spec_names()
+        models = catalog.models_by_uuid()
+        if model is not None:
+            wanted = str(catalog.resolve(model)["uuid"])
+            names = {wanted: names[wanted]}
+        return sorted(((name, models[uuid]) for uuid, name in names.items()),
+                      key=lambda item: item[0])

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
-from segsync.canonical import canonical_managed, from_wire, segment_uuids
+from segsync.canonical import canonical_managed, from_wire
 from segsync.diff import ABSENT, FieldChange, field_changes
 from segsync.errors import ConfigError, PlanFileError
+from segsync.plancargo import against_cargo, needs_new_segment
 from segsync.plantypes import (
     CHANGE_KINDS,
     KIND_ORDER,
@@ -31,12 +32,13 @@ from segsync.plantypes import (
     Action,
     ActionKind,
     Cargo,
+    Duplicate,
     Plan,
     Preview,
     Warn,
     WarnCode,
 )
-from segsync.types import Payload, dotted
+from segsync.types import Payload
 
 if TYPE_CHECKING:
     from segsync.specs import LoadedSpec
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ABSENT", "CHANGE_KINDS", "KINDS", "PREVIEW_KINDS", "SUMMARY_KEYS", "Action", "ActionKind",
-    "Cargo", "FieldChange", "Plan", "Preview", "Warn", "WarnCode",
+    "Cargo", "Duplicate", "FieldChange", "Plan", "Preview", "Warn", "WarnCode",
 ]
 
 #: Deletes plus replaces above this share of the managed segments need --force ...
@@ -59,13 +61,16 @@ def make_plan(
     *,
     prune: bool = False,
     cargo: Cargo | None = None,
+    delete_duplicates: bool = False,
 ) -> Plan:
     """Compare specs with the state (and, with ``cargo``, with Cargo) and return the plan.
 
     With ``cargo``, a state entry whose segment is not live is planned as ``recreate``; a live
     one whose canonical managed fields differ from ``applied`` as an update (reason "drift")
     whose changes go from remote to spec; then :func:`_against_cargo` adds what only Cargo
-    tells. Every action then knows whether apply creates a segment for it.
+    tells (``plancargo``: adoption, duplicates, blocked actions; ``delete_duplicates`` plans
+    the deletion of duplicates with equal fields). Every action then knows whether apply
+    creates a segment for it.
 
     Order of ``Plan.actions``, which is the order apply follows:
 
@@ -137,10 +142,16 @@ def make_plan(
     orphans.sort(key=lambda a: a.id)
 
     actions = [*spec_actions, *deletes, *orphans]
+    duplicates: list[Duplicate] = []
     if cargo is not None:
-        actions = _against_cargo(actions, state, cargo)
+        actions, duplicates = against_cargo(
+            actions, state, cargo, uuid_to_id, delete_duplicates=delete_duplicates
+        )
     actions = [_with_creates(a, cargo) for a in actions]
-    return Plan(actions=tuple(actions), prune=prune, refreshed=cargo is not None)
+    return Plan(
+        actions=tuple(actions), prune=prune, refreshed=cargo is not None,
+        duplicates=tuple(duplicates),
+    )
 
 
 def _guess_moves(
@@ -375,119 +386,9 @@ def _ranks(graph: Mapping[str, Iterable[str]]) -> dict[str, int]:
     return rank
 
 
-# --- what only Cargo tells ---------------------------------------------------------------
-
-
-def _needs_new_segment(action: Action, cargo: Cargo | None) -> bool:
-    """A replace that creates a segment (the model changed), not one only finishing a delete."""
-    spec, entry = action.spec, action.entry
-    if action.kind != "replace" or spec is None or entry is None:
-        return False
-    if entry.intent is not None and entry.intent.op == "replace":
-        return True
-    model = cargo.models.get(spec.model_ref) if cargo is not None else None
-    new_uuid = model.get("uuid") if model is not None else None
-    if entry.model_uuid is not None and new_uuid is not None:
-        return bool(entry.model_uuid != new_uuid)
-    return spec.model_ref != entry.model
-
-
 def _with_creates(action: Action, cargo: Cargo | None) -> Action:
-    creates = action.kind in ("create", "recreate") or _needs_new_segment(action, cargo)
+    creates = action.kind in ("create", "recreate") or needs_new_segment(action, cargo)
     return replace(action, creates_segment=True) if creates else action
-
-
-def _against_cargo(actions: Sequence[Action], state: State, cargo: Cargo) -> list[Action]:
-    """Add what only Cargo tells: replaces by model resolution, namesakes, blocked actions."""
-    managed = {e.uuid for e in state.segments.values() if e.uuid}
-    managed |= {e.pending_delete for e in state.segments.values() if e.pending_delete}
-    by_name: dict[tuple[str, str], list[Payload]] = {}
-    for segment in cargo.live.values():
-        key = (str(segment.get("modelUuid")), str(segment.get("name")))
-        by_name.setdefault(key, []).append(segment)
-    return [_one_against_cargo(a, cargo, managed, by_name) for a in actions]
-
-
-def _one_against_cargo(
-    action: Action,
-    cargo: Cargo,
-    managed: set[str],
-    by_name: Mapping[tuple[str, str], list[Payload]],
-) -> Action:
-    spec, entry = action.spec, action.entry
-    if spec is not None and entry is not None and action.kind in ("update", "moved", "unchanged"):
-        new_uuid = str(cargo.models[spec.model_ref]["uuid"])
-        if entry.model_uuid is not None and entry.model_uuid != new_uuid:
-            action = replace(
-                action,
-                kind="replace",
-                reason=f"model {spec.model_ref} now resolves to {new_uuid}; the segment is "
-                f"on model {entry.model_uuid}",
-                warnings=(*action.warnings, Warn(WarnCode.MODEL_CHANGE, MODEL_CHANGE_TEXT)),
-            )
-    if (
-        action.kind == "replace" and spec is not None and entry is not None
-        and entry.pending_delete is None and not _needs_new_segment(action, cargo)
-    ):
-        # Another way of writing the same model (slug, dataset.slug, uuid): no replace.
-        dropped = (WarnCode.MODEL_CHANGE, WarnCode.PROTECTED_REPLACE)
-        action = replace(
-            action,
-            kind="update",
-            reason=f"model {entry.model} -> {spec.model_ref} names the same model "
-            f"({entry.model_uuid}): no replace needed",
-            warnings=tuple(w for w in action.warnings if w.code not in dropped),
-        )
-    warnings = list(action.warnings)
-    problem: str | None = None
-    own = cargo.live.get(entry.uuid) if entry is not None and entry.uuid else None
-    if own is not None and own.get("fromPlay") is True and action.kind in CHANGE_KINDS:
-        problem = (
-            f"segment {own.get('uuid')} is owned by a play (fromPlay); segsync never "
-            "changes or deletes play segments"
-        )
-    creates = action.kind in ("create", "recreate") or _needs_new_segment(action, cargo)
-    sends = creates or action.kind in ("update", "moved", "replace")
-    if spec is not None and sends:
-        model_uuid = str(cargo.models[spec.model_ref]["uuid"])
-        namesakes = [
-            s for s in by_name.get((model_uuid, spec.name), [])
-            if s.get("uuid") not in managed and s.get("uuid") != (entry.uuid if entry else None)
-        ]
-        play = [s for s in namesakes if s.get("fromPlay") is True]
-        others = [s for s in namesakes if s.get("fromPlay") is not True]
-        if play:
-            problem = (
-                f"a segment owned by a play has the name {spec.name!r} on model "
-                f"{spec.model_ref} ({play[0].get('uuid')}); segsync never touches play "
-                "segments: give the spec another name"
-            )
-        interrupted = entry is not None and entry.intent is not None
-        if others and creates and not interrupted:
-            uuids = ", ".join(sorted(str(s.get("uuid")) for s in others))
-            warnings.append(Warn(
-                WarnCode.NAMESAKE,
-                f"Cargo already has an unmanaged segment with this name on this model "
-                f"({uuids}); apply creates another one (segsync does not adopt it)",
-            ))
-        for path, raw in segment_uuids(spec.managed):
-            target = cargo.live.get(raw)
-            where = dotted(path[:-1])
-            if target is None or target.get("modelUuid") != model_uuid:
-                problem = problem or (
-                    f"{where}: segment {raw} does not exist on model {spec.model_ref} in "
-                    "Cargo (deleted, or on another model)"
-                )
-            elif target.get("fromPlay") is True:
-                problem = problem or (
-                    f"{where}: segment {raw} is owned by a play; reference a segment that "
-                    "segsync or a person manages"
-                )
-    if problem is not None:
-        warnings.append(Warn(WarnCode.BLOCKED, f"apply fails this action: {problem}"))
-    if tuple(warnings) != action.warnings or problem is not None:
-        action = replace(action, warnings=tuple(warnings), blocked=problem)
-    return action
 
 
 # --- decisions on a whole plan ----------------------------------------------------------
@@ -496,7 +397,7 @@ def _one_against_cargo(
 def restrict(plan: Plan, wanted: Mapping[str, str], *, source: str) -> tuple[Plan, list[str]]:
     """Keep exactly the actions of a saved plan (``wanted``: spec id -> kind) and say which
     others were left out; PlanFileError when Cargo now needs another kind for one of them."""
-    now = {a.id: a.kind for a in plan.actions}
+    now = {a.id: a.kind for a in plan.actions if a.kind != "dedupe"}
     mismatches = [
         f"{sid}: the plan says {kind}, Cargo now needs {now.get(sid, 'nothing')}"
         for sid, kind in sorted(wanted.items())
@@ -508,12 +409,19 @@ def restrict(plan: Plan, wanted: Mapping[str, str], *, source: str) -> tuple[Pla
             + "; run `segsync plan --out FILE` again, or apply without a plan file",
             path=source,
         )
-    extra = [a for a in plan.actions if a.kind in CHANGE_KINDS and a.id not in wanted]
+    # Duplicates are deleted by apply's own --delete-duplicates, never by a saved plan.
+    extra = [
+        a for a in plan.actions
+        if a.kind in CHANGE_KINDS and a.kind != "dedupe" and a.id not in wanted
+    ]
     notes = []
     if extra:
         shown = ", ".join(f"{a.id} ({a.kind})" for a in extra)
         notes.append(f"not in the saved plan, left for a later apply: {shown}")
-    kept = tuple(a for a in plan.actions if a.kind not in CHANGE_KINDS or a.id in wanted)
+    kept = tuple(
+        a for a in plan.actions
+        if a.kind not in CHANGE_KINDS or a.kind == "dedupe" or a.id in wanted
+    )
     return replace(plan, actions=kept), notes
 
 
@@ -534,7 +442,7 @@ def check_safety(plan: Plan, state: State, *, allow_replace: bool, force: bool) 
             f"(deleted and created again, with a new UUID): {', '.join(a.id for a in replaces)};"
             " run again with --allow-replace to do that"
         )
-    deletes = sum(1 for a in plan.actions if a.kind == "delete")
+    deletes = sum(1 for a in plan.actions if a.kind in ("delete", "dedupe"))
     managed = sum(1 for e in state.segments.values() if e.uuid)
     destructive = deletes + len(replaces)
     if managed >= SAFETY_MIN_MANAGED and destructive > SAFETY_SHARE * managed and not force:

@@ -20,23 +20,26 @@ if TYPE_CHECKING:
     from segsync.state import Entry
 
 ActionKind = Literal[
-    "create", "update", "replace", "delete", "moved", "recreate", "orphan", "unchanged"
+    "create", "adopt", "update", "replace", "delete", "moved", "recreate", "orphan",
+    "unchanged", "dedupe",
 ]
 
 #: Every kind, in the order used to sort actions of the same dependency rank and by the summaries.
 KINDS: Final[tuple[ActionKind, ...]] = (
-    "create", "recreate", "replace", "moved", "update", "unchanged", "delete", "orphan",
+    "create", "adopt", "recreate", "replace", "moved", "update", "unchanged", "delete",
+    "dedupe", "orphan",
 )
 KIND_ORDER: Final[dict[str, int]] = {kind: i for i, kind in enumerate(KINDS)}
 
 #: The keys of ``Plan.summary`` (and of the JSON ``summary`` object), in this order.
 SUMMARY_KEYS: Final[tuple[ActionKind, ...]] = (
     "create", "update", "replace", "delete", "moved", "recreate", "unchanged", "orphan",
+    "adopt", "dedupe",
 )
 
 #: Kinds that change something in Cargo or in the state; ``unchanged`` and ``orphan`` do not.
 CHANGE_KINDS: Final[frozenset[str]] = frozenset(
-    {"create", "update", "replace", "delete", "moved", "recreate"}
+    {"create", "adopt", "update", "replace", "delete", "moved", "recreate", "dedupe"}
 )
 
 #: Kinds whose spec filter is sent to Cargo, so a preview can tell what it would match.
@@ -51,7 +54,6 @@ class WarnCode(enum.Enum):
     DELETED_OUTSIDE = "deleted-outside"  # Cargo no longer has the segment
     NEVER_CREATED = "never-created"  # an entry whose create never finished
     PROTECTED_KEPT = "protected-kept"  # a delete that --prune would do, but protect forbids
-    NAMESAKE = "namesake"  # an unmanaged segment with the same model and name
     BLOCKED = "blocked"  # apply fails this action (see Action.blocked)
 
 
@@ -90,9 +92,11 @@ class Action:
     """What happens to one spec id.
 
     ``changes`` holds field-level old -> new for update, moved and replace; ``spec`` is None
-    for delete/orphan, ``entry`` is None for create. ``creates_segment``: apply sends a create
-    (create, recreate, and a replace whose model changed). ``blocked``: why apply must fail
-    this action without sending anything (known only against Cargo).
+    for delete/orphan/dedupe, ``entry`` is None for create and adopt. ``creates_segment``:
+    apply sends a create (create, recreate, and a replace whose model changed). ``blocked``:
+    why apply must fail this action without sending anything (known only against Cargo).
+    ``adopt`` records ``uuid``, a live segment with the spec's name and fields, without a
+    request; ``dedupe`` deletes ``uuid``, a duplicate of the managed segment ``id``.
     """
 
     kind: ActionKind
@@ -111,6 +115,26 @@ class Action:
     creates_segment: bool = False
     blocked: str | None = None
 
+    @property
+    def key(self) -> str:
+        """Unique among a plan's actions (a spec may have an update and a dedupe)."""
+        return f"{self.id}\x00duplicate\x00{self.uuid}" if self.kind == "dedupe" else self.id
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A live segment that segsync does not manage, with a managed segment's model and name
+    (a lost or stale state, a create Cargo committed late). ``same_fields``: its managed
+    fields equal the managed segment's, so ``apply --delete-duplicates`` may delete it."""
+
+    of: str  # the managed spec id
+    uuid: str
+    name: str
+    model: str
+    created_at: str | None
+    same_fields: bool
+    note: str | None = None  # why --delete-duplicates leaves it, when it does
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -119,6 +143,7 @@ class Plan:
     actions: tuple[Action, ...]
     prune: bool = False
     refreshed: bool = False
+    duplicates: tuple[Duplicate, ...] = ()  # left in Cargo by this plan (see Duplicate)
 
     @cached_property
     def _counts(self) -> dict[str, int]:

@@ -74,6 +74,33 @@ class Catalog:
                 )
             return self._loaded
 
+    def models_by_uuid(self) -> dict[str, Payload]:
+        """Every model of the workspace (removed ones included, marked by ``deletedAt``)."""
+        _, models = self._load()
+        return {str(m["uuid"]): m for m in models if isinstance(m.get("uuid"), str)}
+
+    def spec_names(self) -> dict[str, str]:
+        """Model uuid -> how a spec names it: the bare slug, or ``dataset.slug`` when several
+        datasets have a model with that slug (live models only)."""
+        datasets, models = self._load()
+        dataset_slugs = {
+            d.get("uuid"): d.get("slug") for d in datasets if d.get("deletedAt") is None
+        }
+        live = [
+            m for m in models
+            if m.get("deletedAt") is None and isinstance(m.get("slug"), str)
+            and isinstance(m.get("uuid"), str)
+        ]
+        counts: dict[str, int] = {}
+        for m in live:
+            counts[m["slug"]] = counts.get(m["slug"], 0) + 1
+        names: dict[str, str] = {}
+        for m in live:
+            dataset = dataset_slugs.get(m.get("datasetUuid"))
+            qualified = counts[m["slug"]] > 1 and isinstance(dataset, str)
+            names[m["uuid"]] = f"{dataset}.{m['slug']}" if qualified else m["slug"]
+        return names
+
     def _error(self, message: str) -> ConfigError:
         return ConfigError(self._client.scrub(message))
 
@@ -250,6 +277,18 @@ def refresh(
             if segment is not None:
                 live[entry.uuid] = segment
     return Cargo(models=models, live=live)
+
+
+def check_workspace(catalog: Catalog, specs: Sequence[LoadedSpec], cargo: Cargo) -> None:
+    """ValidationFailed, every error at its place, when a spec names a column its model does
+    not have, with another type, a property the column lacks, or a missing segment."""
+    from segsync.columns import check_columns
+    from segsync.errors import ValidationFailed
+    from segsync.specs import errors_at
+
+    problems = check_columns(specs, cargo.models, catalog.models_by_uuid(), cargo.live)
+    if problems:
+        raise ValidationFailed(errors_at((p.spec, p.path, p.message) for p in problems))
 
 
 def preview(client: CargoClient, catalog: Catalog, plan: Plan, state: State) -> Plan:

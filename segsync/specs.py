@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -315,3 +315,24 @@ def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec
             file_sha256=entry.file_sha256,
         ))
     return known
+
+
+def errors_at(
+    items: Iterable[tuple[LoadedSpec, FieldPath, str]], *, cls: type[SpecError] = SpecError
+) -> list[SpecError]:
+    """SpecErrors for problems found after loading (by the workspace checks, or warnings):
+    each spec file is read again, once, to give every problem its line and column."""
+    docs: dict[str, Document | None] = {}
+    found: list[SpecError] = []
+    for spec, path, message in items:
+        if spec.file not in docs:
+            try:
+                with open(spec.file, "rb") as handle:
+                    docs[spec.file], _ = load_document(handle.read(), spec.file)
+            except OSError:
+                docs[spec.file] = None
+        doc = docs[spec.file]
+        mark = doc.mark_of(path) if doc is not None else Mark(spec.line, spec.column)
+        found.append(cls(message, path=spec.file, line=mark.line, column=mark.column,
+                         field=dotted(path)))
+    return sorted(found, key=SpecError.sort_key)

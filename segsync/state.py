@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from segsync import __version__
 from segsync.errors import ConfigError, StateError
 from segsync.fsutil import write_atomic
+from segsync.types import is_uuid
 
 STATE_VERSION = 1
 DEFAULT_STATE_PATH = "segsync.state.json"
@@ -229,12 +230,39 @@ def _read_state(path: str | Path) -> State:
             path=shown,
         )
     try:
-        return State.model_validate(data)
+        state = State.model_validate(data)
     except ValidationError as exc:
         raise StateError(
             f"the state file is not a valid segsync state: {_describe_validation(exc)}; " + hint,
             path=shown,
         ) from exc
+    problem = uuid_problem(state)
+    if problem is not None:
+        raise StateError(f"{problem}; " + hint, path=shown)
+    return state
+
+
+def uuid_problem(state: State) -> str | None:
+    """Why the segment UUIDs of ``state`` cannot be trusted, or None: each one (``uuid`` and
+    ``pendingDelete`` of every entry) must be a UUID and appear once. Two entries holding one
+    segment would make apply flip it between two specs, and a replace delete the other's."""
+    seen: dict[str, str] = {}
+    for spec_id in sorted(state.segments):
+        entry = state.segments[spec_id]
+        for field, uuid in (("uuid", entry.uuid), ("pendingDelete", entry.pending_delete)):
+            if uuid is None:
+                continue
+            where = f"{spec_id!r} ({field})"
+            if not is_uuid(uuid):
+                return f"the state file has an invalid segment UUID {uuid!r} in {where}"
+            key = uuid.lower()
+            if key in seen:
+                return (
+                    f"the state file records segment {uuid} twice, in {seen[key]} and in "
+                    f"{where}; keep it in the entry whose spec owns it"
+                )
+            seen[key] = where
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """An apply killed with SIGKILL at many points, then run again: no duplicate segment, no lost
 UUID, and a state file that is valid JSON after every kill.
 
-The apply runs as a subprocess against the in-process emulator; a hook in the emulator's store
-kills it at a chosen create: right before the k-th create commits (its intent is on disk, the
-segment will never exist) or right after (the segment exists, its answer is lost). Other
-workers' requests are in flight at that moment, so some answers arrive at a dead process and
-some state writes never happen.
+The killed applies are real processes (SIGKILL is the point) against the in-process emulator;
+a hook in the emulator's store kills the run at a chosen create: right before the k-th create
+commits (its intent is on disk, the segment will never exist) or right after (the segment
+exists, its answer is lost). Other workers' requests are in flight at that moment, so some
+answers arrive at a dead process and some state writes never happen. What follows a kill
+(unlock, the apply that finishes, the final plan) runs in this process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,31 +28,23 @@ from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
 from segsync.specs import load_specs
 from segsync.state import read_state
+from tests.helpers import run_cli, spec_text, write_spec
 
 TOKEN = "crash-test-token-0b5e"
 SPECS = 50
 
 
 def write_specs(root: Path) -> None:
-    folder = root / "segments" / "crash"
-    folder.mkdir(parents=True)
     for i in range(SPECS):
-        ref = ""
-        if i % 10 == 5:  # a few references, so dependency order is part of the picture
-            ref = f"\n        - {{kind: segment, operator: in, segment: crash/s{i - 5:03d}}}"
         condition = (
             f"{{kind: number, columnSlug: employee_count, operator: greaterThan, value: {i}}}"
         )
-        (folder / f"s{i:03d}.yaml").write_text(textwrap.dedent(f"""\
-            name: Crash {i:03d}
-            model: companies
-            filter:
-              conjonction: and
-              groups:
-                - conjonction: and
-                  conditions:
-                    - {condition}"""
-        ) + ref + f"\nlimit: {100 + i}\n")
+        # A few references, so dependency order is part of the picture.
+        ref = f"crash/s{i - 5:03d}" if i % 10 == 5 else None
+        text = spec_text(
+            f"Crash {i:03d}", countries=(), conditions=[condition], ref=ref, limit=100 + i
+        )
+        write_spec(root / "segments" / "crash", f"s{i:03d}.yaml", text)
 
 
 def env_for(emu: Emulator) -> dict[str, str]:
@@ -62,6 +54,7 @@ def env_for(emu: Emulator) -> dict[str, str]:
 
 
 def start_apply(root: Path, emu: Emulator) -> subprocess.Popen[str]:
+    # A real process: the hook kills it with SIGKILL.
     return subprocess.Popen(
         [sys.executable, "-m", "segsync", "apply", "--auto-approve", "--parallelism", "4"],
         cwd=root, env=env_for(emu), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -124,10 +117,20 @@ def live_by_name(emu: Emulator) -> dict[str, list[str]]:
     ids=lambda kills: "+".join(f"{w}{k}" for w, k in kills),
 )
 def test_killed_apply_then_apply_again(
-    tmp_path: Path, emulator_factory: Callable[..., Emulator], kills: list[tuple[str, int]]
+    tmp_path: Path,
+    emulator_factory: Callable[..., Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+    kills: list[tuple[str, int]],
 ) -> None:
     emu = emulator_factory(token=TOKEN, fixtures=False, latency_ms=20)
     write_specs(tmp_path)
+    # The in-process runs: the same folder and environment as the killed ones.
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("CARGO_", "SEGSYNC_")):
+            monkeypatch.delenv(name)
+    for name, value in env_for(emu).items():
+        monkeypatch.setenv(name, value)
     state_path = tmp_path / "segsync.state.json"
     for when, k in kills:
         set_pid = kill_at(emu, when, k)
@@ -137,11 +140,8 @@ def test_killed_apply_then_apply_again(
         assert proc.returncode == -signal.SIGKILL, (out, err)
         json.loads(state_path.read_text())  # valid JSON, whatever the moment of the kill
         read_state(state_path)  # and a valid state
-        unlock = subprocess.run(
-            [sys.executable, "-m", "segsync", "state", "unlock", "--yes"],
-            cwd=tmp_path, env=env_for(emu), capture_output=True, text=True, timeout=60,
-        )
-        assert unlock.returncode == 0, unlock.stderr
+        unlock = run_cli(["state", "unlock", "--yes"])
+        assert unlock.exit_code == 0, unlock.stderr
         # The killed create's intent is on disk: the next run must settle it.
         state = read_state(state_path)
         assert any(e.intent is not None for e in state.segments.values())
@@ -149,9 +149,9 @@ def test_killed_apply_then_apply_again(
             assert sum(len(u) for u in live_by_name(emu).values()) >= k
     emu.store.create = type(emu.store).create.__get__(emu.store)  # type: ignore[method-assign]
 
-    final = start_apply(tmp_path, emu)
-    out, err = final.communicate(timeout=240)
-    assert final.returncode == 0, err
+    final = run_cli(["apply", "--auto-approve", "--parallelism", "4"])
+    out = final.stdout
+    assert final.exit_code == 0, final.stderr
     assert out.splitlines()[-1].startswith("Apply complete: ")
     if kills[-1][0] == "after":  # the answer of the k-th create never arrived: adopted now
         assert "adopted: found in Cargo after an interrupted create" in out
@@ -174,8 +174,5 @@ def test_killed_apply_then_apply_again(
         assert canonical_managed(live[str(entry.uuid)]) == canonical_managed(
             to_wire(spec.managed, ref_uuids=refs)
         )
-    plan = subprocess.run(
-        [sys.executable, "-m", "segsync", "plan", "--detailed-exitcode"],
-        cwd=tmp_path, env=env_for(emu), capture_output=True, text=True, timeout=60,
-    )
-    assert (plan.returncode, plan.stdout) == (0, f"No changes. {SPECS} segments up to date.\n")
+    plan = run_cli(["plan", "--detailed-exitcode"])
+    assert (plan.exit_code, plan.stdout) == (0, f"No changes. {SPECS} segments up to date.\n")

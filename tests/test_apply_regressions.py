@@ -1,6 +1,7 @@
 """End-to-end regressions of apply's crash safety in rarer paths: a replace over an unfinished
 replace, a renamed spec whose model changed, and a renamed spec whose create was interrupted.
-The real CLI runs as a subprocess against an in-process emulator whose store is hooked."""
+The command line runs in this process (the apply that is killed, in a real process) against an
+in-process emulator whose store is hooked."""
 
 from __future__ import annotations
 
@@ -14,20 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
-
-SPEC = """\
-name: {name}
-model: {model}
-filter:
-  conjonction: and
-  groups:
-    - conjonction: and
-      conditions:
-        - {{kind: string, columnSlug: country, operator: is, values: [FR]}}
-"""
+from tests.helpers import run_cli, spec_text, write_spec
 
 
 class Project:
@@ -35,17 +27,13 @@ class Project:
         self.root = root
         self.emu = emu
         (root / "segments").mkdir()
-        self.env = {**os.environ, "CARGO_API_URL": emu.url, "CARGO_API_TOKEN": emu.token,
-                    "NO_COLOR": "1"}
+        self.env = {"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": emu.token, "NO_COLOR": "1"}
 
     def write(self, file: str, name: str, model: str) -> None:
-        (self.root / "segments" / file).write_text(SPEC.format(name=name, model=model))
+        write_spec(self.root / "segments", file, spec_text(name, model=model))
 
-    def apply(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "segsync", "apply", "--auto-approve", *args],
-            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=120,
-        )
+    def apply(self, *args: str) -> Result:
+        return run_cli(["apply", "--auto-approve", *args], env=self.env)
 
     def apply_killed_at_first_create(self, *args: str) -> None:
         """Run apply and SIGKILL it right after the emulator commits its first create."""
@@ -60,20 +48,18 @@ class Project:
 
         store.create = create_then_kill  # type: ignore[method-assign]
         try:
+            # A real process: it is killed with SIGKILL.
             proc = subprocess.Popen(
                 [sys.executable, "-m", "segsync", "apply", "--auto-approve", *args],
-                cwd=self.root, env=self.env, stdout=subprocess.DEVNULL,
+                cwd=self.root, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             pid.append(proc.pid)
             assert proc.wait(timeout=120) == -signal.SIGKILL
         finally:
             store.create = real  # type: ignore[method-assign]
-        unlock = subprocess.run(
-            [sys.executable, "-m", "segsync", "state", "unlock", "--yes"],
-            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=60,
-        )
-        assert unlock.returncode == 0, unlock.stderr
+        unlock = run_cli(["state", "unlock", "--yes"], env=self.env)
+        assert unlock.exit_code == 0, unlock.stderr
 
     def state(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.root / "segsync.state.json").read_text())
@@ -85,13 +71,17 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, emulator_factory: Callable[..., Emulator]) -> Project:
+def project(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEGSYNC_STATE", raising=False)
     return Project(tmp_path, emulator_factory(fixtures=False))
 
 
 def test_replace_over_an_unfinished_replace_keeps_its_intent(project: Project) -> None:
     project.write("a.yaml", "A seg", "companies")
-    assert project.apply().returncode == 0
+    assert project.apply().exit_code == 0
     first = project.state()["a"]["uuid"]
     store = project.emu.store
     real_delete = store.delete
@@ -103,7 +93,7 @@ def test_replace_over_an_unfinished_replace_keeps_its_intent(project: Project) -
 
     store.delete = linked  # type: ignore[method-assign]
     project.write("a.yaml", "A seg", "contacts")
-    assert project.apply("--allow-replace").returncode == 1  # the old one could not go
+    assert project.apply("--allow-replace").exit_code == 1  # the old one could not go
     assert project.state()["a"]["pendingDelete"] == first
     store.delete = real_delete  # type: ignore[method-assign]
 
@@ -121,7 +111,7 @@ def test_replace_over_an_unfinished_replace_keeps_its_intent(project: Project) -
     assert intents and intents[0] is not None and intents[0]["op"] == "replace"
 
     done = project.apply("--allow-replace")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert len(project.live("A seg")) == 1
     assert project.state()["a"]["uuid"] == project.live("A seg")[0]
 
@@ -130,7 +120,7 @@ def test_renamed_spec_whose_model_changed_is_replaced(project: Project) -> None:
     """The slug stays, but the state recorded another model UUID for it (say the model was
     recreated): a rename plus a replace, which must move the entry with its intent."""
     project.write("a.yaml", "MV seg", "contacts")
-    assert project.apply().returncode == 0
+    assert project.apply().exit_code == 0
     path = project.root / "segsync.state.json"
     data = json.loads(path.read_text())
     old = data["segments"]["a"]["uuid"]
@@ -139,7 +129,7 @@ def test_renamed_spec_whose_model_changed_is_replaced(project: Project) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     (project.root / "segments" / "a.yaml").rename(project.root / "segments" / "b.yaml")
     done = project.apply("--allow-replace")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert list(project.state()) == ["b"]
     (uuid,) = project.live("MV seg")
     assert uuid == project.state()["b"]["uuid"] != old
@@ -151,7 +141,7 @@ def test_interrupted_create_of_a_renamed_spec_is_adopted(project: Project) -> No
     assert project.state()["a"]["intent"]["op"] == "create"
     (project.root / "segments" / "a.yaml").rename(project.root / "segments" / "b.yaml")
     done = project.apply()
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "adopted" in done.stdout
     (uuid,) = project.live("R seg")
     assert project.state() == {"b": project.state()["b"]}

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from plan_fixtures import LINEAGE, assert_golden, uuid_for
 
 from segsync.canonical import to_wire
-from segsync.cli import cli
 from segsync.client import CargoClient
 from segsync.planfile import check_fresh, read_plan_file
 from segsync.refresh import Catalog
 from segsync.specs import load_specs
-from segsync.state import Entry, State, dump_state, read_state
+from segsync.state import Entry, State, read_state
+from tests.helpers import applied_state, run_cli, write_state
 
 ICP = """\
 # Our ideal customers.
@@ -76,7 +75,7 @@ filter:
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
+    result = run_cli(args)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -95,23 +94,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def record_applied(project: Path) -> None:
     """Write a state in which every current spec was applied (as apply would leave it)."""
-    entries = {
-        spec.id: Entry(
-            uuid=uuid_for(spec.id),
-            model=spec.model_ref,
-            model_uuid="11111111-0000-4000-8000-000000000001",
-            applied=spec.managed,
-            digest=spec.digest,
-            refs={ref: uuid_for(ref) for ref in spec.refs},
-            protect=spec.protect,
-            file=spec.file,
-            file_sha256=spec.file_sha256,
-            applied_at="2026-11-27T13:00:00.000Z",
-        )
-        for spec in load_specs("segments")
-    }
-    state = State(serial=4, lineage=LINEAGE, segments=entries)
-    (project / "segsync.state.json").write_bytes(dump_state(state))
+    state = applied_state(
+        load_specs("segments"), uuid_for=uuid_for,
+        model_uuid="11111111-0000-4000-8000-000000000001", serial=4, lineage=LINEAGE,
+    )
+    write_state(project / "segsync.state.json", state)
 
 
 def test_no_state_file_creates_everything(project: Path) -> None:
@@ -219,6 +206,8 @@ def test_json_format(project: Path) -> None:
             "recreate": 0,
             "unchanged": 2,
             "orphan": 0,
+            "adopt": 0,
+            "dedupe": 0,
         },
         "actions": [
             {
@@ -350,7 +339,7 @@ def test_refresh_reports_drift_and_deleted_segments(
                 file=spec.file,
             )
         state = State(serial=1, lineage=LINEAGE, segments=entries)
-        (project / "segsync.state.json").write_bytes(dump_state(state))
+        write_state(project / "segsync.state.json", state)
         assert run("plan", "--refresh") == (0, "No changes. 3 segments up to date.\n", "")
 
         client.update_segment(entries["sales/icp"].uuid or "", {"limit": 999})
@@ -429,10 +418,11 @@ def test_refresh_runs_the_checks_that_need_cargo(
         f"        - {{kind: segment, operator: in, segmentUuid: {missing}}}\n"
     )
     offline = run("plan")
-    assert offline[0] == 0 and "apply fails this action" not in offline[1]
+    assert offline[0] == 0 and "no segment" not in offline[1] + offline[2]  # offline: no check
     code, out, err = run("plan", "--refresh")
-    assert (code, err) == (0, "")
-    assert (
-        f"      ! apply fails this action: filter.groups[0].conditions[0]: segment {missing} "
-        "does not exist on model companies in Cargo (deleted, or on another model)\n"
-    ) in out
+    assert (code, out) == (1, "")
+    assert err == (
+        "segments/sales/partners.yaml:8:54: filter.groups[0].conditions[0].segmentUuid: no "
+        f"segment {missing} in Cargo; a segment condition must name a live segment of model "
+        "'companies'\nerror: 1 validation error\n"
+    )

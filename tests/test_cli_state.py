@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import IO
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from segsync import cli as cli_module
-from segsync.cli import cli
+from tests.helpers import run_cli, terminal_input
 from tests.test_state import GOLDEN, T0
 
 LOCK = {"pid": 4242, "host": "ci-runner-7", "createdAt": T0, "command": "segsync apply"}
@@ -29,8 +29,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(*args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), input=stdin)
+def run(*args: str, stdin: str | IO[bytes] | None = None) -> Result:
+    return run_cli(args, input=stdin)
 
 
 LIST_TEXT = """\
@@ -86,6 +86,9 @@ def test_list_json(repo: Path) -> None:
     )
 
 
+NEW, OLD = "0b4e28ba-2fa1-41d2-883f-0016d3cca427", "7c1d6f0e-52b3-4a8e-9d21-3e5f7a9b1c04"
+
+
 def test_list_pending_delete_flag_and_state_from_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,7 +99,7 @@ def test_list_pending_delete_flag_and_state_from_environment(
                 "version": 1,
                 "serial": 2,
                 "segments": {
-                    "a": {"uuid": "new-uuid", "model": "contacts", "pendingDelete": "old-uuid"}
+                    "a": {"uuid": NEW, "model": "contacts", "pendingDelete": OLD}
                 },
             }
         )
@@ -106,8 +109,8 @@ def test_list_pending_delete_flag_and_state_from_environment(
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
         "prod.json: version 1, serial 2, lineage -, workspace -\n"
-        "ID  UUID      MODEL     FILE  FLAGS\n"
-        "a   new-uuid  contacts  -     pendingDelete=old-uuid\n"
+        "ID  UUID                                  MODEL     FILE  FLAGS\n"
+        f"a   {NEW}  contacts  -     pendingDelete={OLD}\n"
     )
 
 
@@ -270,12 +273,9 @@ def test_unlock_with_yes(repo: Path) -> None:
 
 
 @pytest.mark.parametrize(("answer", "removed"), [("y", True), ("n", False), ("", False)])
-def test_unlock_asks_on_a_terminal(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, answer: str, removed: bool
-) -> None:
-    monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
+def test_unlock_asks_on_a_terminal(repo: Path, answer: str, removed: bool) -> None:
     write_lock()
-    result = run("state", "unlock", stdin=answer + "\n")
+    result = run("state", "unlock", stdin=terminal_input(answer + "\n"))
     prompt = f"Remove it? Only do this if that run has ended [y/N]: {answer}\n"
     if removed:
         assert (result.exit_code, result.stderr) == (0, "")

@@ -12,17 +12,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from segsync.cli import cli
+from tests.helpers import EXAMPLES, ROOT, run_cli
 
-ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "segments"
 CASES = ROOT / "tests" / "cases" / "invalid"
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
+    result = run_cli(args)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -123,6 +121,8 @@ def test_help_of_every_command_has_an_example() -> None:
 
 
 def test_version_from_a_real_process() -> None:
+    # Real processes: what is checked is a cold start (the version, and the heavy modules that
+    # importing the command line must not pull in), which this process cannot show.
     proc = subprocess.run(
         [sys.executable, "-m", "segsync", "--version"], capture_output=True, text=True,
         env={**os.environ, "CARGO_API_TOKEN": ""}, check=False,

@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
-from segsync import yamlfile as load
-from segsync.yamlfile import Mark, load_document, plain_scalar
+from segsync import yamlfile
+from segsync.yamlfile import plain_scalar
+
+
+def without_libyaml(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A second copy of ``segsync.yamlfile``, imported as on a PyYAML built without libyaml
+    (``yaml.cyaml`` cannot be imported): it parses with the pure-Python loader."""
+    name = "segsync_yamlfile_without_libyaml"
+    spec = importlib.util.spec_from_file_location(name, yamlfile.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "yaml.cyaml", None)  # import yaml.cyaml: ImportError
+        patch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+    assert not hasattr(module, "CLoader")  # only defined when libyaml is there
+    return module
 
 
 @pytest.fixture(params=["c", "python"])
-def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``segsync.yamlfile`` parsing with libyaml's parser ("c", as installed here), or the
+    pure-Python fallback ("python"). Tests use its ``load_document`` and ``Mark``."""
     if request.param == "python":
-        monkeypatch.setattr(load, "_Loader", load.PythonLoader)
-    else:
-        assert load._Loader is load.CLoader
-    return str(request.param)
+        return without_libyaml(monkeypatch)
+    assert yaml.__with_libyaml__ and hasattr(yamlfile, "CLoader")
+    return yamlfile
 
 
 @pytest.mark.parametrize(
@@ -50,8 +70,9 @@ def test_plain_scalars(text: str, value: Any) -> None:
     assert type(plain_scalar(text)) is type(value)
 
 
-def test_values_and_marks(loader: str) -> None:
-    doc, errors = load_document(b"a: 2025-01-15\nb:\n  - 'yes'\n  - yes\n  - 3\n", "f.yaml")
+def test_values_and_marks(loader: ModuleType) -> None:
+    Mark = loader.Mark
+    doc, errors = loader.load_document(b"a: 2025-01-15\nb:\n  - 'yes'\n  - yes\n  - 3\n", "f.yaml")
     assert errors == []
     assert doc is not None
     assert doc.value == {"a": "2025-01-15", "b": ["yes", "yes", 3]}
@@ -80,12 +101,12 @@ def test_values_and_marks(loader: str) -> None:
         (b"? [a]\n: 1\n", "f.yaml:1:3: a mapping key must be a plain string"),
     ],
 )
-def test_errors_have_places(loader: str, data: bytes, expected: str) -> None:
-    doc, errors = load_document(data, "f.yaml")
+def test_errors_have_places(loader: ModuleType, data: bytes, expected: str) -> None:
+    doc, errors = loader.load_document(data, "f.yaml")
     assert doc is None
     assert [str(e) for e in errors] == [expected]
 
 
-def test_byte_order_mark_is_accepted(loader: str) -> None:
-    doc, errors = load_document("\ufeffname: x\n".encode(), "f.yaml")
+def test_byte_order_mark_is_accepted(loader: ModuleType) -> None:
+    doc, errors = loader.load_document("\ufeffname: x\n".encode(), "f.yaml")
     assert errors == [] and doc is not None and doc.value == {"name": "x"}

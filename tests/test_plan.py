@@ -47,6 +47,8 @@ def test_no_state_plans_every_spec_as_create() -> None:
         "recreate": 0,
         "unchanged": 0,
         "orphan": 0,
+        "adopt": 0,
+        "dedupe": 0,
     }
     assert plan.actions[0].spec is specs[0]
     assert plan.actions[0].entry is None

@@ -203,7 +203,9 @@ def test_json_is_deterministic_and_lists_changes_only() -> None:
     assert list(doc) == sorted(doc)
     assert "unchanged" not in {a["action"] for a in doc["actions"]}
     assert doc["summary"] == {
+        "adopt": 0,
         "create": 1,
+        "dedupe": 0,
         "delete": 1,
         "moved": 1,
         "orphan": 1,

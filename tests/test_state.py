@@ -482,6 +482,10 @@ def test_update_refuses_another_workspace(tmp_path: Path) -> None:
     assert store.update({}, workspace_uuid="ws-1").serial == 8
 
 
+def fake_uuid(t: int, i: int) -> str:
+    return f"00000000-0000-4000-8000-{t:06d}{i:06d}"
+
+
 def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "segsync.state.json"
     store = StateStore(path, State.empty())
@@ -493,7 +497,7 @@ def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
         try:
             start.wait()
             for i in range(per_thread):
-                store.update({f"t{t}/s{i}": Entry(model="m", uuid=f"{t}-{i}")})
+                store.update({f"t{t}/s{i}": Entry(model="m", uuid=fake_uuid(t, i))})
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -508,9 +512,45 @@ def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
     assert final.serial == threads * per_thread
     assert len(final.segments) == threads * per_thread
     assert {e.uuid for e in final.segments.values()} == {
-        f"{t}-{i}" for t in range(threads) for i in range(per_thread)
+        fake_uuid(t, i) for t in range(threads) for i in range(per_thread)
     }
     assert files_in(tmp_path) == ["segsync.state.json"]
+
+
+def test_every_write_is_exactly_dump_state_even_after_a_failed_one(tmp_path: Path) -> None:
+    # The store encodes again only the entries a write changes; the file must still be the
+    # bytes of dump_state after any sequence of changes, and a failed write must not be the
+    # base of the next one.
+    import random
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    path = folder / "segsync.state.json"
+    entry = Entry(
+        uuid=U1, model="m", applied={"name": "a\u2028b\n", "x": [1, {"b": 2.5}]},
+        refs={"é": U2}, intent=Intent(op="create", at="2026-01-01T00:00:00.000Z"),
+    )
+    other = Entry(uuid=U2, model="m", protect=True)
+    store = StateStore(path, State.empty())
+    rng = random.Random(7)
+    for step in range(100):
+        changes: dict[str, Entry | None] = {
+            rng.choice(["a", "b", "é/x", "a/b", "zz", "A"]): rng.choice([entry, other, None])
+            for _ in range(rng.randint(0, 3))
+        }
+        store.update(changes, workspace_uuid="ws-1" if step > 5 else None)
+        assert path.read_bytes() == dump_state(store.state), step
+    assert store.state.workspace_uuid == "ws-1" and store.state.lineage is not None
+
+    before = store.state
+    folder.rename(tmp_path / "moved")  # no write can succeed now
+    with pytest.raises(StateError, match="cannot write the state file"):
+        store.update({"failed": other, "a": None})
+    assert store.state is before
+    (tmp_path / "moved").rename(folder)
+    store.update({"b": entry})
+    assert path.read_bytes() == dump_state(store.state)
+    assert "failed" not in store.state.segments
 
 
 # --- lock -------------------------------------------------------------------------------------
@@ -573,6 +613,7 @@ def test_lock_of_default_state_path_names_plain_unlock(
 
 
 def test_lock_of_a_dead_local_process_says_so(tmp_path: Path) -> None:
+    # A real process that has ended: the pid of a run that is gone from this host.
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -622,6 +663,7 @@ HOLDER_SCRIPT = textwrap.dedent(
 def test_lock_contention_across_processes(tmp_path: Path) -> None:
     state = tmp_path / "segsync.state.json"
     state.write_bytes(GOLDEN.encode())
+    # A real process holds the lock: another live pid, as a second run would see it.
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER_SCRIPT, str(state)],
         stdin=subprocess.PIPE,

@@ -162,6 +162,8 @@ class Actions:
             ("replace", "main"): self._do_replace,
             ("replace", "cleanup"): self._do_cleanup,
             ("delete", "main"): self._do_delete,
+            ("adopt", "main"): self._do_adopt,
+            ("dedupe", "main"): self._do_dedupe,
         }[(task.action.kind, task.step)]
         return handler(task)
 
@@ -527,6 +529,29 @@ class Actions:
             self._delete_segment(uuid)
         return Done({sid: None}, "deleted", uuids[0] if uuids else None,
                     "" if uuids else "it was never created; entry removed")
+
+    def _do_adopt(self, task: Task) -> Done:
+        """Record a live segment that already holds the spec's name and fields: no request."""
+        action = task.action
+        spec = action.spec
+        assert spec is not None and action.uuid is not None
+        refs = self._ref_uuids(spec)
+        self._claim(action.uuid)
+        return Done(
+            {spec.id: self._applied_entry(spec, action.uuid, refs)}, "adopted", action.uuid,
+            "found in Cargo with the same name and fields; no request sent",
+        )
+
+    def _do_dedupe(self, task: Task) -> Done:
+        """Delete a duplicate of a managed segment (its fields equal the managed one's)."""
+        action = task.action
+        assert action.uuid is not None
+        self._refuse_if_referenced(action.uuid, "")
+        live = self._cargo.live.get(action.uuid)
+        if live is not None and live.get("fromPlay") is True:
+            raise Failure(f"segment {action.uuid} is owned by a play; segsync never deletes it")
+        self._delete_segment(action.uuid)
+        return Done({}, "deleted", action.uuid, f"a duplicate of {action.id}")
 
     def _refuse_if_referenced(self, uuid: str, owner: str) -> None:
         """A segment still referenced by a kept spec (or its recorded segment) stays."""

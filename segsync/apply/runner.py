@@ -56,7 +56,7 @@ class ActionResult:
     traceback: str | None = None  # an internal error's traceback (shown with --debug)
 
 
-#: Counted verbs of the summary line, in its order; moved and recreated only when not zero.
+#: Counted verbs of the summary line, in its order; the last ones only when not zero.
 VERBS: Final = (
     ("create", "created"),
     ("update", "updated"),
@@ -64,6 +64,8 @@ VERBS: Final = (
     ("delete", "deleted"),
     ("moved", "moved"),
     ("recreate", "recreated"),
+    ("adopt", "adopted"),
+    ("dedupe", "duplicates deleted"),
 )
 
 
@@ -138,10 +140,10 @@ class _Runner:
         changes = [a for a in plan.actions if a.kind in CHANGE_KINDS]
         tasks: dict[str, Task] = {}
         for action in changes:
-            if action.kind == "delete":
-                tasks[action.id] = Task(action.id, len(tasks), action, phase=2)
+            if action.kind in ("delete", "dedupe"):
+                tasks[action.key] = Task(action.key, len(tasks), action, phase=2)
                 continue
-            tasks[action.id] = Task(action.id, len(tasks), action)
+            tasks[action.key] = Task(action.key, len(tasks), action)
         for action in changes:
             if action.kind == "replace":
                 key = _cleanup_key(action.id)
@@ -157,12 +159,12 @@ class _Runner:
         # Deletes in reverse dependency order: a segment goes after the ones referencing it.
         old_referrers: dict[str, set[str]] = {}
         for task in tasks.values():
-            if task.phase == 2:
+            if task.phase == 2 and task.action.kind != "dedupe":
                 entry = entries.get(task.action.id)
                 for ref in entry.refs if entry is not None else {}:
                     old_referrers.setdefault(ref, set()).add(task.key)
         for task in tasks.values():
-            if task.phase != 2:
+            if task.phase != 2 or task.action.kind == "dedupe":
                 continue
             sid = task.action.id
             task.deps |= old_referrers.get(sid, set()) - {task.key}
@@ -173,8 +175,6 @@ class _Runner:
             for dep in task.deps:
                 tasks[dep].dependents.append(task.key)
         self._tasks = tasks
-
-    # -- the main loop -----------------------------------------------------------------------
 
     # -- the main loop -----------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from segsync.plan import ABSENT, Plan, Preview
+from segsync.plan import ABSENT, Duplicate, Plan, Preview
 
 #: The symbol of each kind that changes something (ASCII, fixed width 3 when right-aligned):
 #: the plan's text, the pull-request comment and apply's progress lines all use it.
@@ -28,6 +28,8 @@ SYMBOLS: Final[dict[str, str]] = {
     "moved": ">",
     "replace": "-/+",
     "delete": "-",
+    "adopt": "=",
+    "dedupe": "-",
 }
 
 
@@ -40,8 +42,12 @@ def summary_line(plan: Plan) -> str:
     s = plan.summary
     if not plan.has_changes:
         orphans = f"; {s['orphan']} no longer managed, left in place" if s["orphan"] else ""
-        return f"No changes. {plural(s['unchanged'], 'segment')} up to date{orphans}."
+        return f"No changes. {plural(s['unchanged'], 'segment')} up to date{orphans}." + (
+            f" {duplicates_line(plan)}" if plan.duplicates else ""
+        )
     parts = [f"{s['create']} to create"]
+    if s["adopt"]:
+        parts.append(f"{s['adopt']} to adopt")
     if s["recreate"]:
         parts.append(f"{s['recreate']} to recreate")
     parts.append(f"{s['update']} to update")
@@ -50,14 +56,41 @@ def summary_line(plan: Plan) -> str:
     parts += [
         f"{s['replace']} to replace",
         f"{s['delete']} to delete",
-        f"{s['unchanged']} unchanged",
     ]
+    if s["dedupe"]:
+        parts.append(f"{plural(s['dedupe'], 'duplicate')} to delete")
+    parts.append(f"{s['unchanged']} unchanged")
     if s["orphan"]:
         parts.append(f"{s['orphan']} left in place")
-    return "Plan: " + ", ".join(parts) + "."
+    line = "Plan: " + ", ".join(parts) + "."
+    return f"{line} {duplicates_line(plan)}" if plan.duplicates else line
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: What to do about duplicates, said wherever they are listed.
+DUPLICATES_HINT: Final = (
+    "apply fails while they exist; `segsync apply --delete-duplicates` deletes those with the "
+    "same fields"
+)
+
+
+def duplicates_line(plan: Plan) -> str:
+    """``2 duplicate segments in Cargo.`` (live, unmanaged, with a managed segment's name)."""
+    return f"{plural(len(plan.duplicates), 'duplicate segment')} in Cargo."
+
+
+def describe_duplicate(dup: Duplicate) -> str:
+    """``<uuid> created <time>, a duplicate of <id>; same fields`` and why it stays, if so."""
+    created = f"created {dup.created_at}" if dup.created_at else "creation time unknown"
+    fields = "same fields" if dup.same_fields else "other fields"
+    note = f"; {dup.note}" if dup.note else ""
+    return f"{dup.uuid} {created}, a duplicate of {dup.of} ({fields}){note}"
+
+
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029"
+    # invisible or direction-changing characters: shown, so a name cannot disguise itself
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def visible(text: str) -> str:
@@ -104,10 +137,15 @@ _FREQUENCY: Final[dict[str, str]] = {
 
 
 def scalar(value: Any) -> str:
+    """A value in words; in a list, a string holding a comma is quoted, so that one value
+    ``"FR, DE"`` never reads like the two values ``FR, DE``."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return ", ".join(scalar(v) for v in value)
+        return ", ".join(
+            json.dumps(v, ensure_ascii=False) if isinstance(v, str) and "," in v else scalar(v)
+            for v in value
+        )
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from segsync.errors import SegsyncError, SpecError
+from segsync.errors import SegsyncError, SpecError, SpecWarning
 from segsync.render.machine import github_annotation
 
 
@@ -24,10 +24,11 @@ def spec_error_lines(errors: Sequence[SpecError], fmt: str = "text") -> list[str
     """One line per spec error: ``file:line:col: field: message``, or with ``fmt="github"`` a
     workflow ``::error`` annotation on that line."""
     if fmt != "github":
-        return [str(e) for e in errors]
+        return [f"warning: {e}" if isinstance(e, SpecWarning) else str(e) for e in errors]
     return [
         github_annotation(
-            "error", f"{e.field}: {e.message}" if e.field else e.message,
+            "warning" if isinstance(e, SpecWarning) else "error",
+            f"{e.field}: {e.message}" if e.field else e.message,
             file=e.path, line=e.line, col=e.column,
         )
         for e in errors
@@ -42,16 +43,22 @@ def _spec_error_dicts(errors: Sequence[SpecError]) -> list[dict[str, Any]]:
     ]
 
 
-def validation_report(errors: Sequence[SpecError], total: int, fmt: str) -> str:
-    """``segsync validate``'s whole output: the errors, then ``N specs, M errors`` (text and
-    github), or one JSON object (json). Ends with a newline."""
+def validation_report(
+    errors: Sequence[SpecError], total: int, fmt: str, warnings: Sequence[SpecError] = ()
+) -> str:
+    """``segsync validate``'s whole output: the errors and warnings, then ``N specs, M errors``
+    (and ``, K warnings`` when there are some) in text and github, or one JSON object (json).
+    Ends with a newline."""
     summary = f"{total} spec{'s' if total != 1 else ''}, {len(errors)} error" + (
         "s" if len(errors) != 1 else ""
     )
+    if warnings:
+        summary += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
     if fmt == "json":
-        report = {"specs": total, "valid": not errors, "errors": _spec_error_dicts(errors)}
+        report = {"specs": total, "valid": not errors, "errors": _spec_error_dicts(errors),
+                  "warnings": _spec_error_dicts(warnings)}
         return json.dumps(report, indent=2, sort_keys=True) + "\n"
-    lines = spec_error_lines(errors, fmt)
+    lines = spec_error_lines(sorted([*errors, *warnings], key=SpecError.sort_key), fmt)
     if fmt == "github":
         lines.append(github_annotation("notice", summary, title="segsync validate"))
     else:

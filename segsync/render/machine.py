@@ -7,9 +7,13 @@ import json
 from typing import Any, Final
 
 from segsync.plan import ABSENT, Action, FieldChange, Plan
-from segsync.render.common import summary_line
+from segsync.render.common import DUPLICATES_HINT, describe_duplicate, summary_line
 
 FORMAT_VERSION: Final = 1
+
+#: Prepended to every annotation's file: GitHub wants paths from the repository's root, and
+#: a step may run in a sub-folder (``segsync github`` sets it from git).
+annotation_base = ""
 
 
 def change_to_json(change: FieldChange) -> dict[str, Any]:
@@ -52,11 +56,21 @@ def action_to_json(action: Action) -> dict[str, Any]:
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The ``--format json`` document: every action but ``unchanged`` (counted in
     ``summary``), in plan order."""
-    return {
+    doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "summary": plan.summary,
         "actions": [action_to_json(a) for a in plan.actions if a.kind != "unchanged"],
     }
+    if plan.duplicates:
+        doc["duplicates"] = [
+            {
+                "of": d.of, "uuid": d.uuid, "name": d.name, "model": d.model,
+                "createdAt": d.created_at, "sameFields": d.same_fields,
+                **({"note": d.note} if d.note else {}),
+            }
+            for d in plan.duplicates
+        ]
+    return doc
 
 
 def dump_json(data: Any) -> str:
@@ -91,7 +105,7 @@ def github_annotation(
     newline at the end). ``level`` is ``error``, ``warning`` or ``notice``."""
     props = []
     if file is not None:
-        props.append(f"file={github_escape_property(file)}")
+        props.append(f"file={github_escape_property(annotation_base + file)}")
     if line is not None:
         props.append(f"line={line}")
     if col is not None:
@@ -106,11 +120,14 @@ def render_github(plan: Plan, *, color: bool = False) -> str:
     """A ``::notice`` with the summary line, then a ``::warning`` per delete or replace."""
     lines = [github_annotation("notice", summary_line(plan), title="segsync plan")]
     for action in plan.actions:
-        if action.kind not in ("delete", "replace"):
+        if action.kind not in ("delete", "replace", "dedupe"):
             continue
         label = f"{action.id} {json.dumps(action.name, ensure_ascii=False)}"
         if action.kind == "delete":
             message = f"{label} will be deleted (segment {action.uuid})"
+            line = col = None
+        elif action.kind == "dedupe":
+            message = f"a duplicate of {label} will be deleted (segment {action.uuid})"
             line = col = None
         else:
             message = f"{label} will be replaced: {action.reason}"
@@ -128,4 +145,9 @@ def render_github(plan: Plan, *, color: bool = False) -> str:
                 title=f"segsync plan: {action.kind}",
             )
         )
+    for dup in plan.duplicates:
+        lines.append(github_annotation(
+            "warning", f"{describe_duplicate(dup)}; {DUPLICATES_HINT}",
+            title="segsync plan: duplicate",
+        ))
     return "\n".join(lines) + "\n"

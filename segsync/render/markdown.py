@@ -10,7 +10,9 @@ from typing import Any, Final
 
 from segsync.plan import KINDS, Action, ActionKind, Plan
 from segsync.render.common import (
+    DUPLICATES_HINT,
     SYMBOLS,
+    describe_duplicate,
     describe_filter,
     describe_options,
     describe_preview,
@@ -21,6 +23,7 @@ from segsync.render.common import (
 )
 
 MARKDOWN_LIMIT: Final = 60_000
+_DUPLICATES_SHOWN: Final = 50
 
 # One pass each, so an escape is never escaped again (``&#96;`` must not become ``&#&#8203;96;``).
 _MD_SPECIAL = re.compile(
@@ -77,8 +80,10 @@ def _cap(text: str) -> str:
 _SECTION_ORDER: Final[tuple[ActionKind, ...]] = (
     "replace",
     "delete",
+    "dedupe",
     "recreate",
     "create",
+    "adopt",
     "update",
     "moved",
     "orphan",
@@ -86,6 +91,8 @@ _SECTION_ORDER: Final[tuple[ActionKind, ...]] = (
 _SECTION_TITLES: Final[dict[str, str]] = {
     "replace": "Replace",
     "delete": "Delete",
+    "dedupe": "Delete duplicates",
+    "adopt": "Adopt",
     "recreate": "Recreate",
     "create": "Create",
     "update": "Update",
@@ -97,6 +104,10 @@ _SECTION_NOTES: Final[dict[str, str]] = {
     "(new UUID), only with `--allow-replace`.",
     "delete": "Their specs are gone and `--prune` was given: apply deletes them in Cargo.",
     "recreate": "Deleted outside segsync: apply creates them again (new UUID).",
+    "dedupe": "Live segments with a managed segment's name and fields that segsync does not "
+    "manage: apply deletes them (`--delete-duplicates`).",
+    "adopt": "Already in Cargo with the same name and fields, not yet managed: apply records "
+    "them, with no request.",
     "moved": "A renamed spec file: the same segment under a new id (a state-only change, "
     "plus an update when fields changed).",
     "orphan": "Their specs are gone: segsync stops managing them and leaves them in Cargo "
@@ -110,7 +121,8 @@ def render_markdown(plan: Plan, *, color: bool = False, limit: int = MARKDOWN_LI
     them), each segment folded in ``<details>``. Never longer than ``limit`` characters:
     whole actions are left out and a note says how many."""
     head = [f"**{summary_line(plan)}**", ""]
-    deletes, replaces = plan.count("delete"), plan.count("replace")
+    deletes = plan.count("delete") + plan.count("dedupe")
+    replaces = plan.count("replace")
     if deletes or replaces:
         what = [
             f"deletes {plural(n, 'segment')}"
@@ -124,6 +136,15 @@ def render_markdown(plan: Plan, *, color: bool = False, limit: int = MARKDOWN_LI
             f"> This plan {' and '.join(what)}. Check the details below before merging.",
             "",
         ]
+    if plan.duplicates:
+        head += [
+            f"### Duplicates in Cargo ({len(plan.duplicates)})", "",
+            f"Not managed by segsync: {md_escape(DUPLICATES_HINT)}.", "",
+            *(f"- {md_escape(describe_duplicate(d))}" for d in plan.duplicates[:_DUPLICATES_SHOWN]),
+        ]
+        if len(plan.duplicates) > _DUPLICATES_SHOWN:
+            head.append(f"- and {len(plan.duplicates) - _DUPLICATES_SHOWN} more")
+        head.append("")
     by_kind: dict[str, list[Action]] = {k: [] for k in KINDS}
     for action in plan.actions:
         by_kind[action.kind].append(action)

@@ -26,7 +26,7 @@ def apply_summary(report: ApplyReport) -> str:
     parts = [
         f"{counts[verb]} {verb}"
         for kind, verb in VERBS
-        if kind not in ("moved", "recreate") or counts[verb]
+        if kind in ("create", "update", "replace", "delete") or counts[verb]
     ]
     failed = sum(1 for r in report.results if r.status == "failed")
     skipped = sum(1 for r in report.results if r.status == "skipped")

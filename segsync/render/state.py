@@ -19,7 +19,7 @@ def _entry_flags(entry: Entry) -> str:
     return ",".join(flags) or "-"
 
 
-def _table(rows: list[list[str]]) -> list[str]:
+def table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -68,7 +68,7 @@ def format_state_list(state: State, path: str | Path, *, fmt: str = "text") -> s
             rows.append(
                 [spec_id, entry.uuid or "-", entry.model, entry.file or "-", _entry_flags(entry)]
             )
-        lines.extend(_table(rows))
+        lines.extend(table(rows))
     return "\n".join(lines) + "\n"
 
 
@@ -99,7 +99,7 @@ def format_entry(spec_id: str, entry: Entry, *, fmt: str = "text") -> str:
         rows.append(["pendingDelete", entry.pending_delete])
     if entry.applied is None:
         rows.append(["applied", "-"])
-    lines = [spec_id, *("  " + line for line in _table(rows))]
+    lines = [spec_id, *("  " + line for line in table(rows))]
     if entry.applied is not None:
         lines.append("  applied")
         applied = json.dumps(entry.applied, sort_keys=True, indent=2, ensure_ascii=False)

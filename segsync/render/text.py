@@ -9,7 +9,9 @@ import click
 
 from segsync.plan import Action, Plan
 from segsync.render.common import (
+    DUPLICATES_HINT,
     SYMBOLS,
+    describe_duplicate,
     describe_filter,
     describe_options,
     describe_preview,
@@ -19,7 +21,10 @@ from segsync.render.common import (
     visible,
 )
 
-_LEGEND_ORDER: Final = ("create", "recreate", "update", "moved", "replace", "delete")
+_LEGEND_ORDER: Final = (
+    "create", "adopt", "recreate", "update", "moved", "replace", "delete", "dedupe",
+)
+_LEGEND: Final = {"dedupe": "delete duplicate"}
 _COLORS: Final[dict[str, str]] = {
     "create": "green",
     "recreate": "green",
@@ -27,6 +32,8 @@ _COLORS: Final[dict[str, str]] = {
     "moved": "cyan",
     "replace": "red",
     "delete": "red",
+    "adopt": "cyan",
+    "dedupe": "red",
 }
 
 
@@ -43,7 +50,8 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if changes:
         used = {a.kind for a in changes}
         legend = ", ".join(
-            f"{style(SYMBOLS[k], fg=_COLORS[k])} {k}" for k in _LEGEND_ORDER if k in used
+            f"{style(SYMBOLS[k], fg=_COLORS[k])} {_LEGEND.get(k, k)}"
+            for k in _LEGEND_ORDER if k in used
         )
         out += ["segsync will perform these actions:", f"Symbols: {legend}", ""]
         for action in changes:
@@ -54,6 +62,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         for action in orphans:
             out.append(f"    {_text_head(action)}")
             out += [f"      ! {visible(w.text)}" for w in action.warnings]
+        out.append("")
+    if plan.duplicates:
+        out.append(f"Duplicates in Cargo, not managed by segsync ({DUPLICATES_HINT}):")
+        out += [f"    {visible(describe_duplicate(d))}" for d in plan.duplicates]
         out.append("")
     out.append(style(summary_line(plan), bold=True))
     return "\n".join(out) + "\n"
@@ -74,7 +86,7 @@ def _text_action(action: Action, style: Callable[..., str]) -> list[str]:
     if action.moved_from is not None:
         head += f"  moved from {visible(action.moved_from)}"
     lines = [f"{symbol} {head}"]
-    if action.kind == "delete" and action.uuid:
+    if action.kind in ("delete", "dedupe") and action.uuid:
         lines.append(f"      # segment {visible(action.uuid)}")
     if action.reason:
         lines.append(f"      # {visible(action.reason)}")

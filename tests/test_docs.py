@@ -1,0 +1,31 @@
+"""The README shows what the repository holds: the workflows users copy, in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+WORKFLOWS = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
+
+
+def test_there_are_workflows_to_copy() -> None:
+    assert [p.name for p in WORKFLOWS] == [
+        "segsync-apply.yml", "segsync-drift.yml", "segsync-plan.yml",
+    ]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_each_workflow_is_shown_in_full_in_the_readme(workflow: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```yaml\n{workflow.read_text(encoding='utf-8')}```" in readme
+
+
+def test_the_pre_commit_hook_runs_validate() -> None:
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert [(h["id"], h["entry"], h["language"]) for h in hooks] == [
+        ("segsync-validate", "segsync validate", "python")
+    ]
