@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from segsync.canonical import canonical_managed, from_wire
-from segsync.types import Payload
+from segsync.types import Payload, is_uuid
 
 #: Key order of a spec file and of each mapping in it (others follow, sorted).
 _SPEC_KEYS: Final = ("id", "name", "model", "modelUuid", "filter", "sort", "limit",
@@ -51,8 +51,11 @@ def _scalar(value: Any) -> str:
     if isinstance(value, (int, float)):
         return json.dumps(value)
     text = str(value)
-    if (_PLAIN.fullmatch(text) and text.lower() not in _RESERVED) or _DATE.fullmatch(text):
-        return text
+    if (
+        (_PLAIN.fullmatch(text) and text.lower() not in _RESERVED)
+        or _DATE.fullmatch(text) or is_uuid(text)
+    ):
+        return text  # read back as the same string (segsync's loader has no other guesses)
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
 
 

@@ -7,7 +7,8 @@ any change. They print nothing: what a person should see goes through :class:`Ap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -84,13 +85,21 @@ def validate_project(
         from segsync import refresh as refreshing
         from segsync.state import read_state
 
-        with _client(project, log) as client:
-            catalog = refreshing.Catalog(client)
-            catalog.start()
+        with _cargo(project, log) as (client, catalog):
             state = read_state(project.state_path)
             cargo = refreshing.refresh(client, catalog, specs, state)
             refreshing.check_workspace(catalog, specs, cargo)
     return specs, total, spec_warnings(specs)
+
+
+@contextmanager
+def _cargo(project: Project, log: Log | None) -> Iterator[tuple[CargoClient, Catalog]]:
+    """A client and its catalog (reading in the background); the catalog's reads end before
+    the client closes, also when the command fails."""
+    from segsync.refresh import Catalog
+
+    with _client(project, log) as client, Catalog(client) as catalog:
+        yield client, catalog
 
 
 def _client(project: Project, log: Log | None) -> CargoClient:
@@ -117,9 +126,8 @@ def plan_project(
     if not (refresh or preview):
         state, specs = load(project)
         return Planned(make_plan(specs, state, prune=prune), state, specs, spec_warnings(specs))
-    with _client(project, log) as client:
-        catalog = refreshing.Catalog(client)
-        catalog.start()  # the workspace and the catalog are read while the specs load
+    with _cargo(project, log) as (client, catalog):
+        # the workspace and the catalog are read while the specs load
         state, specs = load(project)
         if refresh:
             refreshing.target_workspace(catalog, state)
@@ -223,9 +231,10 @@ def apply_project(
     from segsync.planfile import check_fresh, read_plan_file
     from segsync.state import StateStore
 
-    with StateLock(project.state_path, command="segsync apply"), _client(project, log) as client:
-        catalog = refreshing.Catalog(client)
-        catalog.start()
+    with (
+        StateLock(project.state_path, command="segsync apply"),
+        _cargo(project, log) as (client, catalog),
+    ):
         state, specs = load(project)
         saved = None
         if planfile is not None:
@@ -297,13 +306,13 @@ def import_project(
     lock = contextlib.nullcontext() if dry_run else StateLock(
         project.state_path, command="segsync import"
     )
-    with lock, _client(project, log) as client:
-        return _import(client, project, model=model, match=match, dry_run=dry_run)
+    with lock, _cargo(project, log) as (client, catalog):
+        return _import(client, catalog, project, model=model, match=match, dry_run=dry_run)
 
 
 def _import(
-    client: CargoClient, project: Project, *, model: str | None, match: str | None,
-    dry_run: bool,
+    client: CargoClient, catalog: Catalog, project: Project, *, model: str | None,
+    match: str | None, dry_run: bool,
 ) -> Imported:
     import os
 
@@ -312,8 +321,6 @@ def _import(
     from segsync.specs import parse_spec
     from segsync.state import Entry, StateStore, read_state, utc_now
 
-    catalog = refreshing.Catalog(client)
-    catalog.start()
     if os.path.isdir(project.directory):
         state, specs = load(project)
     else:  # a new repository: the folder is made for the first spec
@@ -426,9 +433,10 @@ def bind_segment(
     from segsync.spec import did_you_mean
     from segsync.state import Entry, StateStore, utc_now
 
-    with StateLock(project.state_path, command="segsync import"), _client(project, log) as client:
-        catalog = refreshing.Catalog(client)
-        catalog.start()
+    with (
+        StateLock(project.state_path, command="segsync import"),
+        _cargo(project, log) as (client, catalog),
+    ):
         state, specs = load(project)
         by_id = {s.id: s for s in specs}
         spec = by_id.get(spec_id)

@@ -113,7 +113,7 @@ def make_plan(
     for spec in specs:
         moved_from = moved_to_from.get(spec.id)
         entry = entries[moved_from] if moved_from is not None else entries.get(spec.id)
-        primary[spec.id] = _spec_action(spec, entry, moved_from, remote, uuid_to_id)
+        primary[spec.id] = _spec_action(spec, entry, moved_from, remote)
 
     # Referrers of a segment that gets a new UUID (or whose UUID in the state changed since
     # they were applied) must be updated to point at it.
@@ -189,7 +189,6 @@ def _spec_action(
     entry: Entry | None,
     moved_from: str | None,
     remote: Mapping[str, Payload | None] | None,
-    uuid_to_id: Mapping[str, str],
 ) -> Action:
     """The action for one spec, before reference checks."""
     if (
@@ -268,7 +267,10 @@ def _spec_action(
 
     kind: ActionKind = "moved" if moved_from is not None else "update"
     if live is not None:
-        current = from_wire(canonical_managed(live), uuid_to_id=uuid_to_id)
+        # Only the references this entry sent become spec ids again: a raw segmentUuid in the
+        # spec stays raw, even when segsync manages that segment.
+        sent = {uuid: ref for ref, uuid in entry.refs.items()}
+        current = from_wire(canonical_managed(live), uuid_to_id=sent)
         if current != entry.applied and field_changes(entry.applied, current):
             return Action(
                 kind=kind,

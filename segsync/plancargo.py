@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from segsync.canonical import canonical_managed, from_wire, segment_uuids
+from segsync.canonical import canonical_managed, from_wire, refs_of, segment_uuids, to_wire
 from segsync.diff import ABSENT, field_changes
 from segsync.plantypes import (
     CHANGE_KINDS,
@@ -80,9 +80,22 @@ class _Context:
             key = (str(segment.get("modelUuid")), str(segment.get("name")))
             self.by_name.setdefault(key, []).append(segment)
 
-    def fields(self, segment: Mapping[str, Any]) -> Payload:
-        """A live segment's managed fields as a spec would write them."""
-        return from_wire(canonical_managed(segment), uuid_to_id=self.uuid_to_id)
+    def holds(self, segment: Mapping[str, Any], managed: Mapping[str, Any]) -> bool:
+        """Whether a live segment holds exactly these managed fields (compared as Cargo holds
+        them: each ``segment:`` reference as the UUID it names; an unknown one never equal)."""
+        id_to_uuid = {sid: uuid for uuid, sid in self.uuid_to_id.items()}
+        try:
+            wire = to_wire(managed, ref_uuids=id_to_uuid)
+        except KeyError:
+            return False
+        return canonical_managed(wire) == canonical_managed(segment)
+
+    def as_spec(self, segment: Mapping[str, Any], managed: Mapping[str, Any]) -> Payload:
+        """A live segment's fields as ``managed`` writes them: its ``segment:`` references as
+        spec ids, raw UUIDs raw (for showing the differences)."""
+        named = {ref for _, ref in refs_of(managed)}
+        mapping = {uuid: sid for uuid, sid in self.uuid_to_id.items() if sid in named}
+        return from_wire(canonical_managed(segment), uuid_to_id=mapping)
 
     def namesakes(self, model_uuid: str, name: str, own: str | None) -> list[Payload]:
         """Live segments with this model and name that segsync does not manage."""
@@ -157,7 +170,7 @@ def _duplicates(actions: Sequence[Action], ctx: _Context) -> list[Duplicate]:
         if own is None or action.spec is None:
             continue
         model_uuid = str(own.get("modelUuid"))
-        mine = ctx.fields(own)
+        mine = canonical_managed(own)
         for segment in ctx.namesakes(model_uuid, action.spec.name, action.uuid):
             if segment.get("fromPlay") is True:
                 continue  # a play's segment is the play's business, never a duplicate of ours
@@ -166,7 +179,7 @@ def _duplicates(actions: Sequence[Action], ctx: _Context) -> list[Duplicate]:
                 of=action.id, uuid=str(segment.get("uuid")), name=action.spec.name,
                 model=action.spec.model_ref,
                 created_at=created if isinstance(created, str) else None,
-                same_fields=ctx.fields(segment) == mine,
+                same_fields=canonical_managed(segment) == mine,
             ))
     return sorted(found, key=lambda d: (d.of, d.created_at or "", d.uuid))
 
@@ -251,8 +264,7 @@ def _adopt_or_refuse(action: Action, others: list[Payload], ctx: _Context) -> Ac
     if len(others) == 1:
         segment = others[0]
         uuid = str(segment.get("uuid"))
-        current = ctx.fields(segment)
-        if current == spec.managed:
+        if ctx.holds(segment, spec.managed):
             return replace(
                 action,
                 kind="adopt",
@@ -263,7 +275,8 @@ def _adopt_or_refuse(action: Action, others: list[Payload], ctx: _Context) -> Ac
         return (
             f"Cargo already has a segment named {spec.name!r} on model {spec.model_ref} that "
             f"segsync does not manage ({uuid}, created {segment.get('createdAt')}), with other "
-            f"fields ({describe_changes(current, spec.managed)}); to manage that segment, run "
+            f"fields ({describe_changes(ctx.as_spec(segment, spec.managed), spec.managed)}); "
+            "to manage that segment, run "
             f"`segsync import --uuid {uuid} --id {spec.id}` (the next apply then updates it), "
             "or give the spec another name"
         )

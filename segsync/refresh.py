@@ -8,6 +8,7 @@ value for the plan. ``plan --preview`` asks the fetch endpoint what each new fil
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,21 @@ class Catalog:
             "models": pool.submit(self._client.list_models),
         }
         pool.shutdown(wait=False)
+
+    def __enter__(self) -> Catalog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for reads still under way (their answers no longer matter), so the client is
+        never closed under them: a failed command ends without a stray request."""
+        for future in self._started.values():
+            with contextlib.suppress(Exception):  # the command failed already: unused answer
+                future.result()
+        self._started = {}
 
     def _take(self, name: str) -> Future[Any] | None:
         return self._started.pop(name, None)

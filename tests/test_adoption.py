@@ -332,7 +332,7 @@ def test_two_working_copies_applying_in_turn_make_no_duplicate(
     assert sorted(names) == [f"Bulk {i:03d}" for i in range(15)]
     assert all(len(uuids) == 1 for uuids in names.values()), names
     assert state_uuids(one) == state_uuids(two)
-    assert {u for u in state_uuids(one).values()} == {u[0] for u in names.values()}
+    assert set(state_uuids(one).values()) == {u[0] for u in names.values()}
     for copy in (one, two):
         os.chdir(copy)
         plan = segsync(emu, "plan", "--refresh", "--detailed-exitcode")

@@ -471,11 +471,6 @@ def test_match_and_model_restrict_what_is_imported(tmp_path: Path, emu: Emulator
     assert (plan.exit_code, plan.stdout) == (0, "No changes. 20 segments up to date.\n")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="segsync bug: a spec whose filter names a managed segment by raw segmentUuid shows "
-    "a drift (segment: <id> -> absent, segmentUuid: absent -> <uuid>) in every plan --refresh",
-)
 def test_a_raw_reference_to_a_segment_imported_later_stays_unchanged(
     tmp_path: Path, emu: Emulator
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segsync.apply.runner import VERBS, ActionResult, ApplyReport
-from segsync.render.common import SYMBOLS
+from segsync.render.common import SYMBOLS, plural
 
 
 def describe_result(result: ActionResult) -> str:
@@ -24,7 +24,8 @@ def apply_summary(report: ApplyReport) -> str:
     """``Apply complete: 3 created, 1 updated, 0 replaced, 0 deleted.`` (or incomplete)."""
     counts = report.counts
     parts = [
-        f"{counts[verb]} {verb}"
+        f"{counts[verb]} {verb}" if kind != "dedupe" else
+        f"{plural(counts[verb], 'duplicate')} deleted"
         for kind, verb in VERBS
         if kind in ("create", "update", "replace", "delete") or counts[verb]
     ]
