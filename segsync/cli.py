@@ -41,6 +41,8 @@ class SegsyncGroup(click.Group):
     github_errors = False
     #: The environment chosen with ``--env`` / ``SEGSYNC_ENV`` (see ``config.py``).
     environment: Environment | None = None
+    #: The signal that stopped the run (``SIGTERM``), when one did.
+    stopped_by: str | None = None
 
     lazy: ClassVar[dict[str, tuple[str, str]]] = {
         "emulator": ("segsync.emulator.command", "emulator_command"),
@@ -66,6 +68,8 @@ class SegsyncGroup(click.Group):
         kwargs["standalone_mode"] = False
         SegsyncGroup.debug = SegsyncGroup.github_errors = False
         SegsyncGroup.environment = None
+        SegsyncGroup.stopped_by = None
+        _stop_on_sigterm()
         try:
             try:
                 rv = super().main(*args, **kwargs)
@@ -77,8 +81,19 @@ class SegsyncGroup(click.Group):
                 _render_error(exc)
                 sys.exit(1)
         except click.exceptions.Abort:
-            click.echo("error: aborted", err=True)
+            if SegsyncGroup.stopped_by is not None:
+                click.echo(
+                    f"error: stopped by {SegsyncGroup.stopped_by}: requests under way were "
+                    "let finish, the state file holds what finished and the lock is released; "
+                    "run the command again to go on",
+                    err=True,
+                )
+            else:
+                click.echo("error: aborted", err=True)
             sys.exit(1)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
         except click.UsageError as exc:
             if exc.ctx is not None:
                 click.echo(exc.ctx.get_usage(), err=True)
@@ -93,6 +108,22 @@ class SegsyncGroup(click.Group):
         if isinstance(rv, int) and not isinstance(rv, bool):
             sys.exit(rv)
         sys.exit(0)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, `timeout`, a stopped container) stops a run as Ctrl-C does: no
+    new request is sent, those under way finish and are recorded, the lock is released."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # a signal handler can only be set in the main thread (an embedding program)
+
+    def stop(signum: int, frame: object) -> None:
+        SegsyncGroup.stopped_by = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _render_error(exc: Exception) -> None:
@@ -405,7 +436,8 @@ def plan(
     click.echo(render(planned.plan, fmt, color=color), nl=False, color=color)
     if out is not None:
         write_plan_file(out, planned.plan, state=planned.state, specs=planned.specs, prune=prune)
-        click.echo(f"Plan saved to {out}; apply it with `segsync apply {out}`.", err=True)
+        form = "segsync apply" if stdin_is_terminal() else "segsync apply --auto-approve"
+        click.echo(f"Plan saved to {out}; apply it with `{form} {out}`.", err=True)
     return 2 if detailed_exitcode and planned.plan.has_changes else 0
 
 
@@ -474,7 +506,7 @@ def apply(
     Examples:
       segsync apply
       segsync apply --auto-approve --parallelism 8
-      segsync plan --out plan.json && segsync apply plan.json
+      segsync plan --out plan.json && segsync apply --auto-approve plan.json
     """
     from segsync.errors import ApplyError, ConfigError, DuplicatesFound
     from segsync.manager import apply_project
@@ -518,6 +550,9 @@ class TerminalUI:
     def __init__(self, *, auto_approve: bool) -> None:
         self._auto_approve = auto_approve
         self._bar: Any = None
+
+    def note(self, text: str) -> None:
+        click.echo(f"note: {text}", err=True)
 
     def workspace(self, description: str) -> None:
         click.echo(f"Target workspace: {description}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -60,3 +61,23 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def remove_leftovers(path: str | Path) -> list[str]:
+    """Remove the temporary files that :func:`write_atomic` left beside ``path`` when a run was
+    killed mid-write (``<name>.<12 hex digits>.tmp``, nothing else); the names removed. Call it
+    only while holding the file's lock: another writer's temporary file would look the same."""
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target) or "."
+    pattern = re.compile(re.escape(os.path.basename(target)) + r"\.[0-9a-f]{12}\.tmp")
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+    return removed

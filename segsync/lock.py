@@ -110,6 +110,8 @@ class StateLock:
         self._path = lock_path(state_path)
         self._command = command
         self._written: bytes | None = None
+        #: Set when a stale lock of this host was taken over (to tell the user).
+        self.note: str | None = None
 
     @property
     def path(self) -> str:
@@ -130,7 +132,12 @@ class StateLock:
         }
         data = (json.dumps(holder, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
         try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if not self._take_over():
+                    raise self._held_error() from None
+                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             raise self._held_error() from None
         except OSError as exc:
@@ -152,6 +159,28 @@ class StateLock:
                 f"cannot write the lock file ({exc.strerror or exc})", path=self._path
             ) from exc
         self._written = data
+
+    def _take_over(self) -> bool:
+        """Remove a lock whose holder ran on this host and is gone (a killed run); True when
+        removed. ``note`` then says so. A lock of another host is never taken over."""
+        try:
+            raw = Path(self._path).read_bytes()
+            holder = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(holder, dict) or not _pid_is_gone(holder.get("pid"), holder.get("host")):
+            return False
+        try:
+            if Path(self._path).read_bytes() != raw:
+                return False  # someone else took it meanwhile
+            os.unlink(self._path)
+        except OSError:
+            return False
+        self.note = (
+            f"took over the lock of {describe_holder(holder)}: that process is no longer "
+            "running on this host"
+        )
+        return True
 
     def _held_error(self) -> LockError:
         try:

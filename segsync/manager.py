@@ -197,6 +197,9 @@ class Applied:
 class ApplyUI(Protocol):
     """What apply tells a person, and the one question it asks."""
 
+    def note(self, text: str) -> None:
+        """Something the user should know that changes nothing (a stale lock taken over)."""
+
     def workspace(self, description: str) -> None:
         """The target workspace, named before anything else."""
 
@@ -231,10 +234,10 @@ def apply_project(
     from segsync.planfile import check_fresh, read_plan_file
     from segsync.state import StateStore
 
-    with (
-        StateLock(project.state_path, command="segsync apply"),
-        _cargo(project, log) as (client, catalog),
-    ):
+    lock = StateLock(project.state_path, command="segsync apply")
+    with lock, _cargo(project, log) as (client, catalog):
+        if lock.note is not None:
+            ui.note(lock.note)
         state, specs = load(project)
         saved = None
         if planfile is not None:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from segsync import __version__
 from segsync.errors import ConfigError, StateError
-from segsync.fsutil import write_atomic
+from segsync.fsutil import remove_leftovers, write_atomic
 from segsync.types import is_uuid
 
 STATE_VERSION = 1
@@ -383,6 +383,7 @@ class StateStore:
         self._state = state
         self._lock = threading.Lock()
         self._encoder = _IncrementalDump()
+        self._tidied = False
 
     @property
     def path(self) -> str | Path:
@@ -429,6 +430,9 @@ class StateStore:
                 segments=segments,
             )
             data = self._encoder.dump(new, previous=current, changed=changes.keys())
+            if not self._tidied:  # a killed run's temporary files (the caller holds the lock)
+                remove_leftovers(self._path)
+                self._tidied = True
             write_state_atomic(self._path, data)
             self._state = new
             return new

@@ -97,3 +97,87 @@ def test_a_bug_in_one_task_is_reported_with_its_traceback(
     # the next apply's lost-create search
     broken = read_state(state_path).segments["broken"]
     assert broken.uuid is None and broken.intent is not None and broken.intent.op == "create"
+
+
+def test_no_arguments_prints_the_help_once() -> None:
+    result = CliRunner().invoke(cli, [], prog_name="segsync")
+    assert result.exit_code == 0
+    assert result.stdout.count("Usage: segsync") == 1
+    assert "Commands:" in result.stdout and result.stderr == ""
+
+
+def test_sigterm_stops_apply_like_ctrl_c(tmp_path: Path, empty_emulator: Emulator) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.helpers import spec_text, write_spec
+
+    for i in range(12):
+        write_spec(tmp_path / "segments", f"s{i:02d}.yaml", spec_text(f"Term {i:02d}"))
+    store = empty_emulator.store
+    create = type(store).create.__get__(store)
+    third = threading.Event()
+    count = [0]
+
+    def slow(body: Any) -> Any:
+        count[0] += 1
+        if count[0] == 3:
+            third.set()
+        import time
+
+        time.sleep(0.2)  # requests stay under way while SIGTERM arrives
+        return create(body)
+
+    store.create = slow  # type: ignore[method-assign]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_", "SEGSYNC_"))}
+    env.update({"CARGO_API_URL": empty_emulator.url, "CARGO_API_TOKEN": empty_emulator.token})
+    # A real process: the signal is the point.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segsync", "apply", "--auto-approve", "--parallelism", "2"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert third.wait(30)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.endswith(
+        "error: stopped by SIGTERM: requests under way were let finish, the state file holds "
+        "what finished and the lock is released; run the command again to go on\n"
+    )
+    assert "Traceback" not in err
+    assert not (tmp_path / "segsync.state.json.lock").exists()
+    state = json.loads((tmp_path / "segsync.state.json").read_text())
+    live = {s["name"]: s["uuid"] for s in store.raw_segments() if s["deletedAt"] is None}
+    recorded = {e["uuid"] for e in state["segments"].values() if "uuid" in e}
+    assert recorded <= set(live.values())  # nothing recorded that Cargo lacks
+    assert len(live) < 12  # it stopped before the end
+    store.create = create  # type: ignore[method-assign]
+    again = subprocess.run(
+        [sys.executable, "-m", "segsync", "apply", "--auto-approve"], cwd=tmp_path, env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    names = [s["name"] for s in store.raw_segments() if s["deletedAt"] is None]
+    assert sorted(names) == [f"Term {i:02d}" for i in range(12)]  # each once
+
+
+def test_a_killed_run_s_temporary_state_files_are_removed_on_the_next_write(
+    tmp_path: Path,
+) -> None:
+    from segsync.state import Entry, State, StateStore
+
+    state = tmp_path / "segsync.state.json"
+    leftover = tmp_path / "segsync.state.json.0123456789ab.tmp"
+    other = tmp_path / "segsync.state.json.notours.tmp"
+    leftover.write_text("{")
+    other.write_text("keep")
+    store = StateStore(state, State.empty())
+    store.update({"a": Entry(model="m", uuid="0b4e28ba-2fa1-41d2-883f-0016d3cca427")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "segsync.state.json", "segsync.state.json.notours.tmp",
+    ]

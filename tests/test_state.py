@@ -612,7 +612,7 @@ def test_lock_of_default_state_path_names_plain_unlock(
     assert read_lock("segsync.state.json") == {}
 
 
-def test_lock_of_a_dead_local_process_says_so(tmp_path: Path) -> None:
+def test_lock_of_a_dead_local_process_is_taken_over_with_a_note(tmp_path: Path) -> None:
     # A real process that has ended: the pid of a run that is gone from this host.
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -623,7 +623,23 @@ def test_lock_of_a_dead_local_process_says_so(tmp_path: Path) -> None:
     state = tmp_path / "segsync.state.json"
     holder = {"pid": int(dead.stdout), "host": socket.gethostname(), "createdAt": T0}
     (tmp_path / "segsync.state.json.lock").write_text(json.dumps(holder))
-    with pytest.raises(LockError, match="no process with that pid runs on this host any more"):
+    lock = StateLock(state)
+    lock.acquire()
+    assert lock.note == (
+        f"took over the lock of pid {int(dead.stdout)} on host {socket.gethostname()} since "
+        f"{T0}: that process is no longer running on this host"
+    )
+    current = read_lock(state)
+    assert current is not None and current["pid"] == os.getpid()
+    lock.release()
+    assert read_lock(state) is None
+
+
+def test_lock_of_another_host_is_never_taken_over(tmp_path: Path) -> None:
+    state = tmp_path / "segsync.state.json"
+    holder = {"pid": 1, "host": "another-host.example", "createdAt": T0}
+    (tmp_path / "segsync.state.json.lock").write_text(json.dumps(holder))
+    with pytest.raises(LockError, match=r"state is locked by pid 1 on host another-host\.example"):
         StateLock(state).acquire()
 
 

@@ -356,9 +356,11 @@ class Actions:
                 f"{last.message}; whether the segment was created is still unknown: the intent "
                 "stays in the state file and the next apply looks for it again"
             )
+        # Each attempt was checked: none created it, so "may exist" no longer holds.
+        said = last.message.replace("; the segment may exist in Cargo", "")
         raise Failure(
-            f"{last.message}; gave up after {sent} attempts (listing the segments showed that "
-            "none of them created it)"
+            f"{said}; gave up after {sent} attempts (listing the segments showed that none "
+            "of them created it)"
         )
 
     def _settle(self, segment: Payload, body: Payload, adopted: bool) -> tuple[Payload, list[str]]:

@@ -141,6 +141,7 @@ def emulator_command(**opts: Any) -> None:
     """
     from segsync.emulator.errors import EmulatorError
 
+    where = f"{opts['host']}:{opts['port']}"  # _serve takes host and port out of opts
     try:
         if opts["fail_5xx"] + opts["fail_429"] > 1.0:
             raise EmulatorError("--fail-5xx and --fail-429 together must not exceed 1")
@@ -148,7 +149,14 @@ def emulator_command(**opts: Any) -> None:
     except EmulatorError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # e.g. the port is in use, or the data file cannot be written
+        import errno
+
         detail = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            detail = (
+                f"cannot listen on {where}: {detail} (another emulator "
+                "or program uses that port; choose another with --port, or 0 for a free one)"
+            )
         raise click.ClickException(f"{exc.filename}: {detail}" if exc.filename else detail) from exc
 
 
