@@ -269,6 +269,17 @@ def main() -> None:
     cli()
 
 
+def target_option(f: F) -> F:
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="ID",
+        help="Only this spec id (a glob such as 'sales/*'; repeatable) and the specs it "
+        "references. Not with --prune.",
+    )(f)
+
+
 def strict_option(f: F) -> F:
     return click.option(
         "--strict",
@@ -387,6 +398,7 @@ def schema() -> None:
     is_flag=True,
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
+@target_option
 @strict_option
 @debug_option
 def plan(
@@ -398,6 +410,7 @@ def plan(
     refresh: bool,
     preview: bool,
     detailed_exitcode: bool,
+    targets: tuple[str, ...],
     strict: bool,
 ) -> int:
     """Show what apply would change: specs compared with the state file.
@@ -424,7 +437,7 @@ def plan(
     SegsyncGroup.github_errors = fmt == "github"
     planned = plan_project(
         project_of(directory, state_path), prune=prune, refresh=refresh, preview=preview,
-        log=http_log(),
+        targets=targets, log=http_log(),
     )
     if planned.warnings:
         if strict:
@@ -480,6 +493,7 @@ def plan(
     "segment's model, name and fields (shown in the plan first; never play-owned or "
     "referenced ones).",
 )
+@target_option
 @debug_option
 def apply(
     planfile: str | None,
@@ -491,6 +505,7 @@ def apply(
     allow_replace: bool,
     force: bool,
     delete_duplicates: bool,
+    targets: tuple[str, ...],
 ) -> int:
     """Make Cargo match the specs: create, update, replace and delete segments.
 
@@ -522,7 +537,7 @@ def apply(
         applied = apply_project(
             project_of(directory, state_path), ui, planfile=planfile, prune=prune,
             allow_replace=allow_replace, force=force, parallelism=parallelism,
-            delete_duplicates=delete_duplicates, log=http_log(),
+            delete_duplicates=delete_duplicates, targets=targets, log=http_log(),
         )
     finally:
         ui.close()

@@ -116,19 +116,24 @@ def plan_project(
     prune: bool = False,
     refresh: bool = False,
     preview: bool = False,
+    targets: Sequence[str] = (),
     log: Log | None = None,
 ) -> Planned:
     """The plan of ``segsync plan``: offline unless ``refresh`` (read Cargo first, as apply
-    does) or ``preview`` (ask Cargo how many records each new filter matches)."""
+    does) or ``preview`` (ask Cargo how many records each new filter matches); with
+    ``targets``, of those specs and the ones they reference only."""
     from segsync import refresh as refreshing
     from segsync.plan import make_plan
 
     if not (refresh or preview):
-        state, specs = load(project)
-        return Planned(make_plan(specs, state, prune=prune), state, specs, spec_warnings(specs))
+        full, all_specs = load(project)
+        specs, state = _targeted(all_specs, full, targets, prune)
+        plan = _mark(make_plan(specs, state, prune=prune), targets, specs, all_specs)
+        return Planned(plan, full, all_specs, spec_warnings(specs))
     with _cargo(project, log) as (client, catalog):
         # the workspace and the catalog are read while the specs load
-        state, specs = load(project)
+        full, all_specs = load(project)
+        specs, state = _targeted(all_specs, full, targets, prune)
         if refresh:
             refreshing.target_workspace(catalog, state)
             cargo = refreshing.refresh(client, catalog, specs, state)
@@ -138,7 +143,33 @@ def plan_project(
             plan = make_plan(specs, state, prune=prune)
         if preview:
             plan = refreshing.preview(client, catalog, plan, state)
-    return Planned(plan, state, specs, spec_warnings(specs))
+    return Planned(_mark(plan, targets, specs, all_specs), full, all_specs, spec_warnings(specs))
+
+
+def _targeted(
+    specs: list[LoadedSpec], state: State, targets: Sequence[str], prune: bool
+) -> tuple[list[LoadedSpec], State]:
+    if not targets:
+        return specs, state
+    if prune:
+        raise ConfigError(
+            "--target plans part of the specs, and --prune needs all of them (a spec left out "
+            "would look deleted); use one or the other"
+        )
+    from segsync.plan import select_targets
+
+    return select_targets(specs, state, targets)
+
+
+def _mark(
+    plan: Plan, targets: Sequence[str], specs: Sequence[LoadedSpec], all_specs: Sequence[LoadedSpec]
+) -> Plan:
+    """The plan, marked partial when ``--target`` chose its specs."""
+    if not targets:
+        return plan
+    from dataclasses import replace
+
+    return replace(plan, targets=tuple(targets), covered=(len(specs), len(all_specs)))
 
 
 @dataclass(frozen=True)
@@ -223,6 +254,7 @@ def apply_project(
     force: bool = False,
     parallelism: int = 4,
     delete_duplicates: bool = False,
+    targets: Sequence[str] = (),
     log: Log | None = None,
 ) -> Applied:
     """``segsync apply``: lock the state, plan against Cargo, refuse what needs a flag, ask,
@@ -238,7 +270,10 @@ def apply_project(
     with lock, _cargo(project, log) as (client, catalog):
         if lock.note is not None:
             ui.note(lock.note)
-        state, specs = load(project)
+        full, all_specs = load(project)
+        if targets and planfile is not None:
+            raise ConfigError("--target and a plan file: a saved plan is applied whole")
+        specs, state = _targeted(all_specs, full, targets, prune)
         saved = None
         if planfile is not None:
             saved = read_plan_file(planfile)
@@ -253,14 +288,14 @@ def apply_project(
             client, catalog, specs, state, prune=prune, saved=saved, parallelism=parallelism,
             delete_duplicates=delete_duplicates,
         )
-        plan = prepared.plan
+        plan = _mark(prepared.plan, targets, specs, all_specs)
         ui.plan(plan, prepared.notes)
-        check_safety(plan, state, allow_replace=allow_replace, force=force)
+        check_safety(plan, full, allow_replace=allow_replace, force=force)
         if not plan.has_changes:
             return Applied(None, plan.duplicates)
         if not ui.confirm():
             raise ConfigError("apply cancelled; nothing was changed")
-        store = StateStore(project.state_path, state)
+        store = StateStore(project.state_path, full)  # the whole state: --target plans a part
         report = execute(
             plan, prepared.cargo, client, store, workspace_uuid=str(prepared.workspace["uuid"]),
             parallelism=parallelism, on_result=ui.result,

@@ -396,6 +396,37 @@ def _with_creates(action: Action, cargo: Cargo | None) -> Action:
 # --- decisions on a whole plan ----------------------------------------------------------
 
 
+def select_targets(
+    specs: Sequence[LoadedSpec], state: State, patterns: Sequence[str]
+) -> tuple[list[LoadedSpec], State]:
+    """The specs whose id matches one of the ``--target`` globs, with the specs they reference
+    (transitively), and the state narrowed to their entries. ConfigError for a pattern that
+    matches no spec."""
+    import fnmatch
+
+    from segsync.spec import did_you_mean
+
+    by_id = {s.id: s for s in specs}
+    chosen: set[str] = set()
+    for pattern in patterns:
+        matched = [sid for sid in by_id if fnmatch.fnmatchcase(sid, pattern)]
+        if not matched:
+            raise ConfigError(
+                f"--target {pattern!r} matches no spec id{did_you_mean(pattern, sorted(by_id))}"
+            )
+        chosen.update(matched)
+    todo = list(chosen)
+    while todo:
+        for ref in by_id[todo.pop()].refs:
+            if ref in by_id and ref not in chosen:
+                chosen.add(ref)
+                todo.append(ref)
+    view = state.model_copy(
+        update={"segments": {sid: e for sid, e in state.segments.items() if sid in chosen}}
+    )
+    return [s for s in specs if s.id in chosen], view
+
+
 def restrict(plan: Plan, wanted: Mapping[str, str], *, source: str) -> tuple[Plan, list[str]]:
     """Keep exactly the actions of a saved plan (``wanted``: spec id -> kind) and say which
     others were left out; PlanFileError when Cargo now needs another kind for one of them."""

@@ -144,6 +144,10 @@ class Plan:
     prune: bool = False
     refreshed: bool = False
     duplicates: tuple[Duplicate, ...] = ()  # left in Cargo by this plan (see Duplicate)
+    #: ``--target`` patterns: a partial plan of those specs and the specs they reference.
+    targets: tuple[str, ...] = ()
+    #: How many specs the partial plan covers, of how many.
+    covered: tuple[int, int] = (0, 0)
 
     @cached_property
     def _counts(self) -> dict[str, int]:

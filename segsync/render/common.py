@@ -73,6 +73,16 @@ DUPLICATES_HINT: Final = (
 )
 
 
+def partial_line(plan: Plan) -> str:
+    """``Partial plan: --target sales/* and the specs they reference (3 of 6 specs); …``."""
+    shown = ", ".join(plan.targets)
+    done, total = plan.covered
+    return (
+        f"Partial plan: --target {shown} and the specs they reference ({done} of "
+        f"{plural(total, 'spec')}); the others are not compared, nothing is deleted."
+    )
+
+
 def duplicates_line(plan: Plan) -> str:
     """``2 duplicate segments in Cargo.`` (live, unmanaged, with a managed segment's name)."""
     return f"{plural(len(plan.duplicates), 'duplicate segment')} in Cargo."

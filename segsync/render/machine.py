@@ -7,7 +7,12 @@ import json
 from typing import Any, Final
 
 from segsync.plan import ABSENT, Action, FieldChange, Plan
-from segsync.render.common import DUPLICATES_HINT, describe_duplicate, summary_line
+from segsync.render.common import (
+    DUPLICATES_HINT,
+    describe_duplicate,
+    partial_line,
+    summary_line,
+)
 
 FORMAT_VERSION: Final = 1
 
@@ -61,6 +66,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary,
         "actions": [action_to_json(a) for a in plan.actions if a.kind != "unchanged"],
     }
+    if plan.targets:
+        doc["targets"] = list(plan.targets)
     if plan.duplicates:
         doc["duplicates"] = [
             {
@@ -118,7 +125,8 @@ def github_annotation(
 
 def render_github(plan: Plan, *, color: bool = False) -> str:
     """A ``::notice`` with the summary line, then a ``::warning`` per delete or replace."""
-    lines = [github_annotation("notice", summary_line(plan), title="segsync plan")]
+    notice = summary_line(plan) + (f" {partial_line(plan)}" if plan.targets else "")
+    lines = [github_annotation("notice", notice, title="segsync plan")]
     for action in plan.actions:
         if action.kind not in ("delete", "replace", "dedupe"):
             continue

@@ -16,6 +16,7 @@ from segsync.render.common import (
     describe_filter,
     describe_options,
     describe_preview,
+    partial_line,
     plural,
     show_value,
     summary_line,
@@ -121,6 +122,8 @@ def render_markdown(plan: Plan, *, color: bool = False, limit: int = MARKDOWN_LI
     them), each segment folded in ``<details>``. Never longer than ``limit`` characters:
     whole actions are left out and a note says how many."""
     head = [f"**{summary_line(plan)}**", ""]
+    if plan.targets:
+        head += [f"> {md_escape(partial_line(plan))}", ""]
     deletes = plan.count("delete") + plan.count("dedupe")
     replaces = plan.count("replace")
     if deletes or replaces:

@@ -15,6 +15,7 @@ from segsync.render.common import (
     describe_filter,
     describe_options,
     describe_preview,
+    partial_line,
     quoted,
     show_value,
     summary_line,
@@ -67,6 +68,8 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         out.append(f"Duplicates in Cargo, not managed by segsync ({DUPLICATES_HINT}):")
         out += [f"    {visible(describe_duplicate(d))}" for d in plan.duplicates]
         out.append("")
+    if plan.targets:
+        out.append(partial_line(plan))
     out.append(style(summary_line(plan), bold=True))
     return "\n".join(out) + "\n"
 
