@@ -238,13 +238,18 @@ def project_of(directory: str, state_path: str) -> Project:
 
     env = SegsyncGroup.environment
     if env is None:
-        return Project(directory, state_path)
+        return Project(directory, state_path, notify=_notify)
     token = os.environ.get(env.token_env, "").strip()
     return Project(
         directory, state_path, api_url=env.api_url, token=token,
         token_help=f"{env.token_env} is not set: it holds the token of environment "
-        f"{env.name!r} ({env.source})",
+        f"{env.name!r} ({env.source})", notify=_notify,
     )
+
+
+def _notify(line: str) -> None:
+    """A line while segsync waits for Cargo or retries (stderr; from worker threads too)."""
+    click.echo(line, err=True)
 
 
 @click.group(cls=SegsyncGroup, context_settings=CONTEXT_SETTINGS)

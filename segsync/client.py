@@ -10,11 +10,14 @@ exponential backoff with full jitter; 5xx and network errors are retried for GET
 the preview POST. A create is retried only when Cargo certainly did not act on it (a 429, or a
 connection that was never established); any other failure raises ``CreateOutcomeUnknown`` so the
 caller can reconcile before trying again.
+
+``timeout`` bounds a whole attempt (connect, send, the complete answer), not each read: a server
+dripping its answer fails the attempt at the deadline, as a timeout. ``notify`` gets a line before
+each retry and every ``NOTIFY_EVERY`` s while an answer is awaited (redacted, like all else).
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -24,12 +27,21 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import timezone
 from typing import Any
 
 import httpx
 
 from segsync import __version__
+from segsync.apierrors import error_fields, one_line, parse_retry_after, redact, scope_hint
+from segsync.deadline import (
+    NOTIFY_EVERY,
+    Attempt,
+    WatchedBody,
+    current,
+    guard_transport,
+    running,
+    secs,
+)
 from segsync.errors import ApiError, ConfigError, NetworkError
 from segsync.types import Payload
 
@@ -48,85 +60,11 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors worth another attempt (a bad URL or a local protocol error is not).
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
+__all__ = ["NOTIFY_EVERY", "CargoClient", "CreateOutcomeUnknown", "parse_retry_after", "redact"]
+
+
 class CreateOutcomeUnknown(NetworkError):
     """A create was sent, but whether it happened is unknown (timeout, dropped connection, 5xx)."""
-
-
-def redact(text: str, token: str) -> str:
-    """Replace each form of ``token`` in ``text`` (plain, repr-escaped, URL-quoted) by ``***``."""
-    if not token:
-        return text
-    forms = {
-        token,
-        repr(token)[1:-1],
-        repr(token.encode("utf-8", "backslashreplace"))[2:-1],
-        urllib.parse.quote(token, safe=""),
-    }
-    for form in sorted((f for f in forms if f), key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait for a ``Retry-After`` value (delta-seconds or HTTP date); None if unusable.
-
-    ``now`` is the wall-clock time (``time.time()``) an HTTP date is measured against.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, when.timestamp() - now)
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
-    """``(reason, errorMessage, excerpt of a body that is not the documented JSON)``."""
-    raw = response.content
-    if not raw.strip():
-        return None, None, None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None, None, _one_line(raw.decode("utf-8", "replace"))
-    if not isinstance(data, dict):
-        return None, None, _one_line(raw.decode("utf-8", "replace"))
-    reason = data.get("reason")
-    message = data.get("errorMessage")
-    return (
-        _one_line(reason, 100) if isinstance(reason, str) and reason.strip() else None,
-        _one_line(message, 500) if isinstance(message, str) and message.strip() else None,
-        None,
-    )
-
-
-def _scope_hint(method: str, path: str) -> str:
-    if path.startswith("/storage/"):
-        return "the 'storage:read' permission"
-    if path == "/segmentation/segments/fetch":
-        return (
-            "the 'segmentation:read' permission (Cargo does not say whether previewing needs "
-            "'segmentation:write' instead)"
-        )
-    if path.startswith("/segmentation/"):
-        scope = "segmentation:read" if method == "GET" else "segmentation:write"
-        return f"the '{scope}' permission"
-    return "the permission to read this workspace"
 
 
 def _quote(uuid: str) -> str:
@@ -153,7 +91,10 @@ class CargoClient:
         rng: random.Random | None = None,
         debug_log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
+        """``timeout`` bounds each attempt as a whole. ``notify`` gets progress lines for the
+        user (stderr in the CLI), from the threads that make the requests."""
         token = token if token is not None else os.environ.get("CARGO_API_TOKEN", "")
         token = token.strip()
         if not token:
@@ -180,7 +121,8 @@ class CargoClient:
                 )
             )
         self.base_url = url.rstrip("/")
-        self._host = parsed.host
+        # The base URL as messages show it: scheme, host, port and path, no credentials.
+        self._shown_url = str(parsed.copy_with(userinfo=b"", query=None, fragment=None)).rstrip("/")
         if max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         self._timeout = timeout
@@ -190,6 +132,7 @@ class CargoClient:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._debug_log = debug_log
+        self._notify = notify
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             headers={
@@ -201,6 +144,9 @@ class CargoClient:
             transport=transport,
             follow_redirects=False,
         )
+        # The timeout bounds a whole attempt: socket waits end at the attempt's deadline.
+        for mounted in (self._http._transport, *self._http._mounts.values()):
+            guard_transport(mounted)
         # A 429 seen by any thread pushes this monotonic time forward; every request waits for it.
         self._gate_lock = threading.Lock()
         self._not_before = -math.inf
@@ -349,14 +295,21 @@ class CargoClient:
             attempt += 1
             slept += self._wait_turn()
             t0 = time.perf_counter()
+            watch = Attempt(self._clock, self._timeout, started, action, self._tell_or_none())
             try:
-                response = self._http.request(
-                    method, path, params=query or None, json=body if method != "GET" else None
-                )
+                response = self._send(method, path, query, body, watch)
             except httpx.TransportError as exc:
                 elapsed_ms = (time.perf_counter() - t0) * 1000
                 detail = self._describe(exc)
                 sent = not isinstance(exc, _NOT_SENT)
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                within = f" within {self._timeout:g} s"
+                if isinstance(exc, httpx.ConnectTimeout) or not timed_out:
+                    what = f"could not reach Cargo at {self._shown_url}" + within * timed_out
+                elif watch.heard:
+                    what = "Cargo's answer did not arrive in full" + within
+                else:
+                    what = "Cargo did not answer" + within
                 if create and sent:
                     self._log(
                         f"{method} {shown} -> {detail} in {elapsed_ms:.0f} ms "
@@ -364,8 +317,9 @@ class CargoClient:
                     )
                     raise self._error(
                         CreateOutcomeUnknown,
-                        f"{action}: the outcome is unknown ({detail}); the segment may exist "
-                        "in Cargo",
+                        f"{action}: the outcome is unknown ("
+                        + (f"{what}: {detail}" if timed_out else detail)
+                        + "); the segment may exist in Cargo",
                     ) from None
                 delay = self._backoff(attempt)
                 retry = isinstance(exc, _TRANSIENT) and self._may_retry(
@@ -377,15 +331,19 @@ class CargoClient:
                     + (f"; retrying in {delay:.2f} s" if retry else "")
                 )
                 if not retry:
-                    if isinstance(exc, httpx.TimeoutException):
-                        what = f"Cargo did not answer within {self._timeout:g} s ({detail})"
-                    else:
-                        what = f"could not reach Cargo at {self._host} ({detail})"
                     raise self._error(
                         NetworkError,
-                        f"{action} failed: {what}; check CARGO_API_URL and the network"
-                        + self._gave_up(attempt),
+                        f"{action} failed: {what} ({detail}); check CARGO_API_URL and the "
+                        "network" + self._gave_up(attempt),
                     ) from None
+                if isinstance(exc, httpx.ConnectTimeout):
+                    waited = "waiting for Cargo: could not connect" + within
+                elif timed_out:
+                    answer = "no complete answer in" if watch.heard else "no answer for"
+                    waited = f"waiting for Cargo: {answer} {self._timeout:g} s"
+                else:
+                    waited = f"could not reach Cargo ({detail}): waiting {secs(delay)} s"
+                self._tell(f"{waited}, {self._retry_no(attempt)} ({action})")
                 maybe_done = maybe_done or sent
                 self._sleep(delay)
                 slept += delay
@@ -400,7 +358,7 @@ class CargoClient:
             if 200 <= status < 300:
                 self._log(line)
                 return response
-            reason, _, _ = _error_fields(response)
+            reason, _, _ = error_fields(response)
             if gone_ok_on_retry and maybe_done and (reason in GONE_REASONS or status == 404):
                 self._log(line + "; an earlier attempt already removed it")
                 return httpx.Response(200, request=response.request)
@@ -414,6 +372,10 @@ class CargoClient:
                     # for still applies to every thread's next request, that check included.
                     if status == 429:
                         self._slow_down_all(delay)
+                        self._tell(
+                            f"Cargo is rate-limiting (429): waiting {secs(delay)} s before the "
+                            f"next request ({action})"
+                        )
                     self._log(line)
                     raise self._http_error(
                         response, method, path, action, attempt, cls=CreateOutcomeUnknown
@@ -424,6 +386,11 @@ class CargoClient:
                     self._log(line)
                     raise self._http_error(response, method, path, action, attempt, note=note)
                 self._log(line + f"; retrying in {delay:.2f} s")
+                trouble = "is rate-limiting" if status == 429 else "had a server error"
+                self._tell(
+                    f"Cargo {trouble} ({status}): waiting {secs(delay)} s, "
+                    f"{self._retry_no(attempt)} ({action})"
+                )
                 if status == 429:
                     # Shared: the next request of every thread waits for it (in _wait_turn).
                     self._slow_down_all(delay)
@@ -434,6 +401,47 @@ class CargoClient:
                 continue
             self._log(line)
             raise self._http_error(response, method, path, action, attempt)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: dict[str, Any] | None,
+        watch: Attempt,
+    ) -> httpx.Response:
+        """One attempt: the request and its complete answer, within ``watch``'s deadline."""
+        request = self._http.build_request(
+            method, path, params=query or None, json=body if method != "GET" else None
+        )
+        outer = running()
+        current.attempt = watch
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                if isinstance(response.stream, httpx.SyncByteStream):
+                    response.stream = WatchedBody(response.stream, watch, request)
+                response.read()
+            finally:
+                response.close()
+        finally:
+            current.attempt = outer
+        return response
+
+    def _retry_no(self, attempt: int) -> str:
+        return f"retry {attempt} of {self._max_attempts - 1}"
+
+    def _tell_or_none(self) -> Callable[[str], None] | None:
+        return None if self._notify is None else self._tell
+
+    def _tell(self, line: str) -> None:
+        """Hand a progress line to ``notify``; a failing ``notify`` never fails a request."""
+        if self._notify is None:
+            return
+        try:
+            self._notify(redact(line, self._token))
+        except Exception as exc:
+            self._log(f"notify failed: {type(exc).__name__}: {one_line(str(exc))}")
 
     def _wait_turn(self) -> float:
         with self._gate_lock:
@@ -462,7 +470,7 @@ class CargoClient:
         return f" (gave up after {_plural(attempt, 'attempt')})" if attempt > 1 else ""
 
     def _describe(self, exc: httpx.TransportError) -> str:
-        text = _one_line(str(exc))
+        text = one_line(str(exc))
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     def scrub(self, text: str) -> str:
@@ -505,7 +513,7 @@ class CargoClient:
     ) -> ApiError:
         status = response.status_code
         phrase = response.reason_phrase
-        reason, said, excerpt = _error_fields(response)
+        reason, said, excerpt = error_fields(response)
         code = f"{status} {reason}" if reason else f"{status} {phrase}".strip()
         details = f": {said}" if said else (f": {excerpt}" if excerpt else "")
         lowered = (said or "").lower()
@@ -522,7 +530,7 @@ class CargoClient:
         elif status == 403:
             message = (
                 f"{action} was refused ({code}{details}): the token probably lacks "
-                f"{_scope_hint(method, path)}; ask a workspace admin for a token that has it"
+                f"{scope_hint(method, path)}; ask a workspace admin for a token that has it"
             )
         elif reason == "segmentLinkedToWorkflow":
             message = (
@@ -541,7 +549,7 @@ class CargoClient:
         elif "forbidden" in lowered or "unauthorized" in lowered:
             message = (
                 f"{action} was refused ({code}{details}): the token probably lacks "
-                f"{_scope_hint(method, path)}; ask a workspace admin for a token that has it"
+                f"{scope_hint(method, path)}; ask a workspace admin for a token that has it"
             )
         elif reason in ("modelNotFound", "datasetNotFound"):
             message = (

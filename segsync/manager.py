@@ -37,6 +37,7 @@ class Project:
     api_url: str | None = None
     token: str | None = None
     token_help: str | None = None  # the error when ``token`` is empty (an environment's)
+    notify: Log | None = None  # lines while waiting for or retrying Cargo (stderr)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _client(project: Project, log: Log | None) -> CargoClient:
 
     if project.token_help is not None and not project.token:
         raise ConfigError(project.token_help)
-    return CargoClient(project.api_url, project.token, debug_log=log)
+    return CargoClient(project.api_url, project.token, debug_log=log, notify=project.notify)
 
 
 def plan_project(

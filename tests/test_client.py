@@ -546,7 +546,7 @@ def test_network_errors_give_up_with_a_network_error(make: Callable[..., Harness
     with pytest.raises(NetworkError) as info:
         h.client.list_models()
     message = str(info.value)
-    assert "could not reach Cargo at cargo.test" in message
+    assert "could not reach Cargo at https://cargo.test/v1" in message
     assert "Connection refused" in message
     assert "gave up after 5 attempts" in message
     assert len(h.requests) == 5

@@ -31,6 +31,8 @@ FLOORS: dict[str, int] = {
     "segsync.plantypes": 3,
     "segsync.specs": 4,
     "segsync.client": 4,
+    "segsync.deadline": 0,
+    "segsync.apierrors": 0,
     "segsync.plancargo": 5,
     "segsync.columns": 5,
     "segsync.specwarnings": 5,
