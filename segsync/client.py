@@ -5,7 +5,7 @@ raise an ``ApiError`` subclass whose message says what to do next. The token tra
 ``Authorization`` header; every message, log line and repr the client produces is passed through
 ``redact`` as a second line of defence.
 
-Retry policy (cargo-api.md §7): a 429 honours ``Retry-After`` (seconds or HTTP date), otherwise
+Retry policy (Cargo publishes none): a 429 honours ``Retry-After`` (seconds or HTTP date), otherwise
 exponential backoff with full jitter; 5xx and network errors are retried for GET, PUT, DELETE and
 the preview POST. A create is retried only when Cargo certainly did not act on it (a 429, or a
 connection that was never established); any other failure raises ``CreateOutcomeUnknown`` so the
@@ -367,7 +367,7 @@ class CargoClient:
                 asked = parse_retry_after(response.headers.get("Retry-After"), now)
                 delay = self._backoff(attempt) if asked is None else asked
                 if create:
-                    # cargo-api.md §7: a create is sent again only after the lost-create check,
+                    # A create is sent again only after the lost-create check,
                     # even after a 429 (Cargo publishes no contract for it). The wait it asked
                     # for still applies to every thread's next request, that check included.
                     if status == 429:

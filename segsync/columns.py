@@ -1,4 +1,4 @@
-"""Workspace-aware checks of specs against the models' columns (cargo-api.md §5, steps 3-6).
+"""Workspace-aware checks of specs against the models' columns .
 
 A spec can be valid on its own and still be wrong for the workspace: a misspelt ``columnSlug``,
 a ``kind`` that differs from the column's type, a property the object column does not have.
@@ -19,7 +19,7 @@ resolution reports that):
   ``propertyName`` must be one of the column's ``properties`` when the column lists them.
 - ``sort[].columnSlug`` and each ``trackingColumnSlugs`` entry exist on the spec's own model.
 - With ``live_segments``, a raw ``segmentUuid`` names a live segment (not removed, not owned by
-  a play, cargo-api.md §6) of the spec's model. ``segment: <spec id>`` references are checked
+  a play) of the spec's model. ``segment: <spec id>`` references are checked
   by ``specs`` and are not looked at here.
 
 Every problem is reported at once, in the order of the specs given, then filter, sort and

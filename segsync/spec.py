@@ -1,7 +1,7 @@
 """Spec files: strict pydantic models of a segment and of Cargo's whole filter schema.
 
 The filter's conditions are a discriminated union with one class per (kind, operator family)
-of cargo-api.md §4.3, so an invalid combination cannot be built. Before the union picks a class,
+of Cargo's filter schema, so an invalid combination cannot be built. Before the union picks a class,
 ``_condition_head`` checks ``kind`` and ``operator`` and raises one clear error (with "did you
 mean") instead of pydantic's list of every union member that failed.
 

@@ -1,4 +1,4 @@
-"""The emulator's own structural check of a filter and a sort, restated from cargo-api.md §4.
+"""The emulator's own structural check of a filter and a sort, restated from Cargo's API reference.
 
 The emulator is an independent witness of the payloads segsync builds, so nothing here comes
 from segsync's validator: the API reference is written down again as data. ``CONDITION_KINDS``
@@ -286,7 +286,7 @@ MATCH_CONDITIONS = Family(
     },
 )
 
-# cargo-api.md §4.3, row by row.
+# The API reference's table of kinds and operators, row by row.
 CONDITION_KINDS: Mapping[str, Kind] = {
     "string": on_column(
         Family(STRING_MATCH, {"values": VALUES}),

@@ -2,7 +2,7 @@
 
 Built on ``http.server.ThreadingHTTPServer`` (HTTP/1.1 with keep-alive, one thread per
 connection). The store does the work; this module turns requests into store calls and results
-into responses, following cargo-api.md §1 and §8:
+into responses, following the API reference and the emulator's conventions:
 
 - every path is under ``/v1``; an unknown path (or method) answers 404 with a JSON error;
 - ``Authorization: Bearer <token>`` is checked first: a missing or wrong token gets 401 with an
@@ -139,7 +139,7 @@ def _update(emu: Emulator, req: _Request, params: Mapping[str, str], q: dict[str
 
 
 def _delete(emu: Emulator, req: _Request, params: Mapping[str, str], q: dict[str, str]) -> Response:
-    # cargo-api.md §2.5: the body is `{}`, as Cargo's own client sends it.
+    # The body is `{}`, as Cargo's own client sends it.
     if req.json() != {}:
         raise _BadRequest(400, "the body of a segment delete must be {}")
     return Response(200, emu.store.delete(params["uuid"]), write=True)

@@ -1,7 +1,7 @@
-"""Request-body checks of the emulator: what Cargo should reject, as cargo-api.md §8 asks.
+"""Request-body checks of the emulator: what Cargo should reject, as the emulator's conventions ask.
 
 The emulator is an independent witness of segsync's payloads: its checks are its own, written
-from cargo-api.md, and share no code with segsync's validator. The filter's and the sort's
+from the API reference, and share no code with segsync's validator. The filter's and the sort's
 structure are checked by :mod:`segsync.emulator.filters` (the §4 tables); this module checks the
 body's own keys and what only the server knows: the model, its columns and their types, related
 models, and the segments a ``segment`` condition names.
@@ -39,7 +39,7 @@ FETCH_KEYS = (
     "enrich",
     "sync",
 )
-# Every key of a Segment object, in the order responses give them (cargo-api.md §3).
+# Every key of a Segment object, in the order the API reference gives them.
 SEGMENT_KEYS = (
     "uuid",
     "workspaceUuid",
