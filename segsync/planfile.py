@@ -115,6 +115,10 @@ def read_plan_file(path: str | Path) -> SavedPlan:
         raise PlanFileError(
             f"not a segsync plan file (invalid JSON: {exc.msg})", path=where, line=exc.lineno
         ) from exc
+    except RecursionError:  # arrays or objects nested about 1,000 levels deep
+        raise PlanFileError(
+            f"not a segsync plan file (nested too deeply to be read); {_AGAIN}", path=where
+        ) from None
     if not isinstance(doc, dict) or doc.get("kind") != _KIND:
         raise PlanFileError("not a segsync plan file", path=where)
     if doc.get("formatVersion") != PLAN_FILE_VERSION:
@@ -124,7 +128,13 @@ def read_plan_file(path: str | Path) -> SavedPlan:
             path=where,
         )
     body = {k: v for k, v in doc.items() if k != "checksum"}
-    if doc.get("checksum") != _checksum(body):
+    try:
+        checksum = _checksum(body)
+    except RecursionError:  # read, but too deep to serialise again
+        raise PlanFileError(
+            f"not a segsync plan file (nested too deeply to be read); {_AGAIN}", path=where
+        ) from None
+    if doc.get("checksum") != checksum:
         raise PlanFileError(
             f"the plan file was altered after it was written (checksum mismatch); {_AGAIN}",
             path=where,

@@ -8,17 +8,35 @@ cross-model references, and reference cycles. All errors of a run are raised tog
 
 A file whose bytes match what the state recorded at the last apply is not parsed again
 (:func:`known_specs`): planning thousands of unchanged specs costs little more than reading them.
+
+What counts as a spec file (:func:`_scan`), so that nothing is left out unseen and nothing from
+elsewhere is let in:
+
+- every entry whose name ends in ``.yaml`` / ``.yml``, folders aside, is a spec: it must be a
+  readable regular file of at most 1 MiB (``MAX_SPEC_BYTES``). A FIFO, device, socket,
+  dangling link, link loop or bigger file is an error naming it, counted among the specs, so
+  that ``apply --prune`` never takes a spec it could not read for a deleted one. A FIFO or a
+  device is never opened: the scan checks the kind first (``stat``), and the file is opened
+  non-blocking, without following links, and checked again (``fstat``) before it is read;
+- a symbolic link, to a file or to a folder, is followed only when its target (all links
+  resolved) is inside the specs folder. A link leading outside is an error naming the link;
+  nothing of its target is read or shown. A link to a folder that holds it (a loop, found by
+  the real paths of the folders walked) is an error, and a folder is followed through one link
+  at most, so links cannot multiply the walk. (A folder reached through a link is a second copy
+  of specs the walk reads anyway: their names clash, which is reported.)
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -66,20 +84,152 @@ class _Parsed:
     doc: Document | None  # None: a known spec, not parsed (see load_specs)
 
 
-def _spec_files(directory: Path) -> list[str]:
-    """Relative posix paths of every *.yaml / *.yml below ``directory``, sorted."""
-    found: list[str] = []
+#: A spec is a few kilobytes: a bigger file is an error, and is not read.
+MAX_SPEC_BYTES = 1 << 20
+_SUFFIXES = (".yaml", ".yml")
+_NOT_REGULAR = "not a regular file ({}); a spec must be a regular file"
+_OUTSIDE = (
+    "a symbolic link leading outside the specs folder; segsync follows links only to files "
+    "and folders inside it"
+)
+# Non-blocking: should a FIFO replace a checked file before it is opened, opening it does not
+# wait for a writer (its kind is checked again on the open file). No link is followed at open.
+_OPEN_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
-    def walk(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    walk(entry.path, f"{prefix}{entry.name}/")
-                elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
-                    found.append(prefix + entry.name)
 
-    walk(str(directory), "")
-    return sorted(found)
+class _Entry(NamedTuple):
+    """A spec file found by :func:`_scan`: the path to open, or why it cannot be a spec."""
+
+    rel: str  # posix path below the specs folder
+    path: str = ""
+    problem: str | None = None
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _too_big(size: int) -> str:
+    return f"the file is larger than 1 MiB ({size:,} bytes); a spec needs a few kilobytes"
+
+
+def _display_base(root: Path) -> str:
+    """How paths below ``root`` are shown: ``segments/`` (nothing for ``.``)."""
+    return root.as_posix().rstrip("/") + "/" if root.as_posix() != "." else ""
+
+
+def _scan(root: Path) -> tuple[list[_Entry], list[_Entry]]:
+    """The spec files below ``root`` sorted by path (those that cannot be specs with their
+    problem), and the problems of other entries (links to folders, unreadable folders).
+    The rules are in the module's docstring."""
+    files: list[_Entry] = []
+    others: list[_Entry] = []
+    base = _display_base(root)
+    top = os.path.realpath(root)
+    inside = top if top.endswith(os.sep) else top + os.sep
+    followed: set[str] = set()  # real paths of the folders reached through a link
+
+    def shown(real: str) -> str:
+        rel = os.path.relpath(real, top).replace(os.sep, "/")
+        return base + ("" if rel == "." else rel + "/") or "./"
+
+    # Folders to list: (path, real path, shown prefix, real paths of it and its parents).
+    # A stack, not recursion: no depth of folders ends in a RecursionError.
+    todo: list[tuple[str, str, str, tuple[str, ...]]] = [(str(root), top, "", (top,))]
+    while todo:
+        folder, real, prefix, chain = todo.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            others.append(_Entry(prefix, problem=f"cannot read the folder: {exc.strerror}"))
+            continue
+        below: list[tuple[str, str, str, tuple[str, ...]]] = []
+        for entry in entries:
+            name = entry.name
+            rel = prefix + name
+            is_spec = name.endswith(_SUFFIXES)
+            if not entry.is_symlink():  # the usual case: no system call (the kind is listed)
+                if entry.is_dir(follow_symlinks=False):
+                    sub = os.path.join(real, name)
+                    below.append((entry.path, sub, rel + "/", (*chain, sub)))
+                elif not is_spec:
+                    pass
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(_Entry(rel, entry.path))
+                else:
+                    kind = _kind(entry.stat(follow_symlinks=False).st_mode)
+                    files.append(_Entry(rel, problem=_NOT_REGULAR.format(kind)))
+                continue
+            try:
+                mode = os.stat(entry.path).st_mode
+            except OSError as exc:
+                if is_spec:
+                    kind = ("a dangling symbolic link" if exc.errno == errno.ENOENT else
+                            "a symbolic link loop" if exc.errno == errno.ELOOP else
+                            f"a symbolic link that cannot be followed: {exc.strerror}")
+                    files.append(_Entry(rel, problem=_NOT_REGULAR.format(kind)))
+                continue
+            is_dir = stat.S_ISDIR(mode)
+            if not (is_dir or is_spec):
+                continue
+            target = os.path.realpath(entry.path)
+            if not is_dir and not stat.S_ISREG(mode):
+                kind = f"a symbolic link to {_kind(mode)}"
+                files.append(_Entry(rel, problem=_NOT_REGULAR.format(kind)))
+            elif target != top and not target.startswith(inside):
+                (others if is_dir else files).append(_Entry(rel, problem=_OUTSIDE))
+            elif not is_dir:
+                files.append(_Entry(rel, target))
+            elif target in chain:
+                others.append(_Entry(rel, problem=(
+                    f"a symbolic link loop: it leads back to {shown(target)}, a folder that "
+                    "holds it")))
+            elif target in followed:
+                others.append(_Entry(rel, problem=(
+                    f"a second symbolic link to {shown(target)}; a folder is followed through "
+                    "one link at most")))
+            else:
+                followed.add(target)
+                below.append((target, target, rel + "/", (*chain, target)))
+        todo.extend(reversed(below))  # listed next, in name order
+    files.sort(key=lambda e: e.rel)
+    return files, others
+
+
+class _NotASpec(Exception):
+    """A file that turned out not to be a regular file of a sane size when opened."""
+
+
+def _read_spec_file(path: str) -> bytes:
+    """The bytes of the regular file ``path`` (no link followed), read whole; _NotASpec when
+    it is not a regular file or is larger than ``MAX_SPEC_BYTES``, OSError when unreadable."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotASpec(_NOT_REGULAR.format(_kind(info.st_mode)))
+        if info.st_size > MAX_SPEC_BYTES:
+            raise _NotASpec(_too_big(info.st_size))
+        chunks: list[bytes] = []
+        size, want = 0, info.st_size + 1  # one read, and one more to see the end
+        while chunk := os.read(fd, want):
+            size += len(chunk)
+            if size > MAX_SPEC_BYTES:  # it grew since fstat
+                raise _NotASpec(_too_big(size))
+            chunks.append(chunk)
+            want = min(MAX_SPEC_BYTES + 1 - size, 1 << 16)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_spec(
@@ -244,15 +394,23 @@ def _load_specs(root: Path, known: Known) -> list[LoadedSpec]:
     errors: list[SpecError] = []
     parsed: list[_Parsed] = []
     invalid_ids: set[str] = set()
-    base = root.as_posix().rstrip("/") + "/" if root.as_posix() != "." else ""
-    for rel in _spec_files(root):
-        display = base + rel
-        default_id = rel.rsplit(".", 1)[0]
-        try:
-            with open(root / rel, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            errors.append(SpecError(f"cannot read the file: {exc.strerror}", path=display))
+    base = _display_base(root)
+    files, others = _scan(root)
+    errors.extend(SpecError(e.problem or "", path=(base + e.rel) or ".") for e in others)
+    for entry in files:
+        display = base + entry.rel
+        default_id = entry.rel.rsplit(".", 1)[0]
+        problem = entry.problem
+        if problem is None:
+            try:
+                data = _read_spec_file(entry.path)
+            except _NotASpec as exc:
+                problem = str(exc)
+            except OSError as exc:
+                problem = f"cannot read the file: {exc.strerror}"
+        if problem is not None:
+            errors.append(SpecError(problem, path=display))
+            invalid_ids.add(default_id)
             continue
         cached = known.get(display)
         if cached is not None and cached[0] == hashlib.sha256(data).hexdigest():
@@ -277,8 +435,9 @@ def _load_specs(root: Path, known: Known) -> list[LoadedSpec]:
 
 
 def count_spec_files(directory: str | Path) -> int:
+    """How many spec files ``directory`` holds, those that cannot be read included."""
     root = Path(directory)
-    return len(_spec_files(root)) if root.is_dir() else 0
+    return len(_scan(root)[0]) if root.is_dir() else 0
 
 
 def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec]]:
@@ -327,9 +486,9 @@ def errors_at(
     for spec, path, message in items:
         if spec.file not in docs:
             try:
-                with open(spec.file, "rb") as handle:
-                    docs[spec.file], _ = load_document(handle.read(), spec.file)
-            except OSError:
+                data = _read_spec_file(os.path.realpath(spec.file))
+                docs[spec.file], _ = load_document(data, spec.file)
+            except (OSError, _NotASpec):
                 docs[spec.file] = None
         doc = docs[spec.file]
         mark = doc.mark_of(path) if doc is not None else Mark(spec.line, spec.column)

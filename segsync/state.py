@@ -164,11 +164,27 @@ def read_state(path: str | Path) -> State:
 
 
 def _read_state(path: str | Path) -> State:
+    import stat
+
     shown = str(path)
     hint = _RESTORE_HINT.format(path=shown)
+    where = "check the path given with --state or $SEGSYNC_STATE"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0  # reading it says why
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):  # reading would block, or never end
+            raise StateError(f"the state file is not a regular file ({kind}); {where}",
+                             path=shown)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
+        if os.path.islink(path):  # a link to nothing is not "no state yet"
+            raise StateError(
+                f"the state file is a dangling symbolic link; {where}", path=shown
+            ) from None
         return State.empty()
     except OSError as exc:
         raise StateError(
@@ -208,6 +224,12 @@ def _read_state(path: str | Path) -> State:
         ) from exc
     except ValueError as exc:
         raise StateError(f"the state file is not valid JSON ({exc}); " + hint, path=shown) from exc
+    except RecursionError:  # arrays or objects nested about 1,000 levels deep
+        raise StateError(
+            "the state file is nested too deeply to be read (a segsync state nests a few "
+            "levels); " + hint,
+            path=shown,
+        ) from None
 
     if not isinstance(data, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(

@@ -1,10 +1,15 @@
 """One YAML file -> plain values, and the line and column of any key or value in it.
 
 PyYAML's C parser (pure-Python fallback) does the parsing, but with our own resolver instead of
-YAML 1.1's guesses (design.md): dates stay strings, only ``true`` and ``false`` are booleans,
+YAML 1.1's guesses: dates stay strings, only ``true`` and ``false`` are booleans,
 ``null``/``~``/nothing is null, and a plain scalar is a number only when its text is a JSON
 number. Duplicate keys are errors, not "last one wins". Places are looked up in the node tree
 only when an error needs one, so loading costs no more than ``yaml.load``.
+
+Hostile documents are refused before they are built: one nested more than ``MAX_DEPTH`` levels
+deep, and one whose aliases expand it past ``MAX_VALUES`` values (an alias repeats everything
+its anchor holds, so a 2 KB file can stand for millions of values). Messages never echo more
+than a short excerpt of a value (:func:`excerpt`).
 """
 
 from __future__ import annotations
@@ -24,15 +29,55 @@ from yaml.scanner import Scanner
 from segsync.errors import SpecError
 from segsync.types import Path
 
+#: How many levels of mappings and lists a document may nest (a spec needs about 12).
+MAX_DEPTH = 50
+#: How many values (mappings, lists, scalars, keys included) a document may expand to, each
+#: alias counted as everything it repeats (a spec needs a few hundred).
+MAX_VALUES = 100_000
+#: How many characters of a user's value a message shows.
+EXCERPT = 20
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """``text`` cut to its first ``limit`` characters, with ``…`` when it was longer."""
+    return text if len(text) <= limit else text[:limit] + "\u2026"
+
+
+class _NodeError(Exception):
+    """A problem found while composing or constructing, at a place."""
+
+    def __init__(self, message: str, mark: Any) -> None:  # yaml.Mark, or libyaml's
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+def _too_deep(mark: Any) -> _NodeError:
+    return _NodeError(f"nested more than {MAX_DEPTH} levels deep; a spec needs far fewer", mark)
+
 
 class PythonParser(Reader, Scanner, Parser, Composer):
     """PyYAML's pure-Python parser, for installs without libyaml."""
+
+    _compose_depth = 0
 
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
         Composer.__init__(self)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # PyYAML's composer recurses without limit (libyaml's parser stops at 1,000 levels).
+        if self._compose_depth >= MAX_DEPTH and self.check_event(
+            yaml.SequenceStartEvent, yaml.MappingStartEvent
+        ):
+            raise _too_deep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self._compose_depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._compose_depth -= 1
 
 
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
@@ -56,7 +101,7 @@ def plain_scalar(text: str) -> Any:
 
 
 class _Resolver(BaseResolver):
-    """Only the implicit types design.md allows; everything else plain is a string."""
+    """Only the implicit types segsync allows; everything else plain is a string."""
 
     yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's own class table
 
@@ -76,16 +121,15 @@ _Resolver.add_implicit_resolver(
 )
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, message: str, node: yaml.Node) -> None:
-        super().__init__(message)
-        self.message = message
-        self.node = node
-
-
 class _Constructor(SafeConstructor):
+    _depth = 0
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
-        return plain_scalar(str(self.construct_scalar(node)))
+        try:
+            return plain_scalar(str(self.construct_scalar(node)))
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            message = f"a number too long to read ({len(node.value):,} digits)"
+            raise _NodeError(message, node.start_mark) from None
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
         value = plain_scalar(str(self.construct_scalar(node)))
@@ -96,10 +140,22 @@ class _Constructor(SafeConstructor):
 
     def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
         # Not a generator, unlike PyYAML's: a recursive alias is then an error, not a loop.
-        return self.construct_sequence(node, deep=True)
+        # The depth is counted here and below, long before Python's recursion limit. (No
+        # try/finally: an exception ends the document, and this loader with it.)
+        depth = self._depth = self._depth + 1
+        if depth > MAX_DEPTH:
+            raise _too_deep(node.start_mark)
+        value = self.construct_sequence(node, deep=True)
+        self._depth = depth - 1
+        return value
 
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
-        return self.construct_mapping(node, deep=True)
+        depth = self._depth = self._depth + 1
+        if depth > MAX_DEPTH:
+            raise _too_deep(node.start_mark)
+        value = self.construct_mapping(node, deep=True)
+        self._depth = depth - 1
+        return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         keys = [k.value for k, _ in node.value]
@@ -108,14 +164,14 @@ class _Constructor(SafeConstructor):
         seen: dict[str, yaml.Node] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                raise _DuplicateKey("a mapping key must be a plain string", key_node)
+                raise _NodeError("a mapping key must be a plain string", key_node.start_mark)
             first = seen.setdefault(key_node.value, key_node)
             if first is not key_node:
                 mark = _mark(first)
-                raise _DuplicateKey(
-                    f"duplicate key '{key_node.value}' (first at line {mark.line}, "
+                raise _NodeError(
+                    f"duplicate key '{excerpt(key_node.value)}' (first at line {mark.line}, "
                     f"column {mark.column})",
-                    key_node,
+                    key_node.start_mark,
                 )
         return super().construct_mapping(node, deep=deep)
 
@@ -224,6 +280,28 @@ def _utf8_error(data: bytes, exc: UnicodeDecodeError, path: str) -> SpecError:
     )
 
 
+#: libyaml's (and PyYAML's) words for a line that is not where its block expects it.
+_INDENTATION_PROBLEMS = (
+    "did not find expected '-' indicator",
+    "did not find expected key",
+    "block sequence entries are not allowed",
+    "expected <block end>",
+)
+_INDENTATION_HINT = "check the indentation of this line and the one above"
+_QUOTED = re.compile(rf"'([^'<\n][^'\n]{{{EXCERPT},}})'")  # not PyYAML's '<block end>'s
+
+
+def _hint(problem: str, text: str, mark: yaml.Mark | None) -> str:
+    """What to look at for a parser error that names no cause a user would recognise."""
+    if problem.startswith(_INDENTATION_PROBLEMS):
+        return _INDENTATION_HINT
+    if problem.startswith("mapping values are not allowed") and mark is not None:
+        # ``key: a: b`` on one line wants quotes; a ``key:`` alone on its line is misplaced.
+        line = text[text.rfind("\n", 0, mark.index) + 1 : mark.index]
+        return "quote a value that contains ': '" if ": " in line else _INDENTATION_HINT
+    return ""
+
+
 def _yaml_error(exc: yaml.YAMLError, text: str, path: str) -> SpecError:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -235,10 +313,70 @@ def _yaml_error(exc: yaml.YAMLError, text: str, path: str) -> SpecError:
     elif mark is not None and text[mark.index : mark.index + 1] == "\t":
         problem = "a tab character cannot indent YAML; indent with spaces"
     else:
+        hint = _hint(problem, text, mark)
+        # A tag or anchor is quoted whole by the parser: cut it like a value.
+        problem = _QUOTED.sub(lambda m: repr(excerpt(m[1])), problem)
         problem = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+        problem += f"; {hint}" if hint else ""
     if mark is None:
         return SpecError(problem, path=path, line=1, column=1)
     return SpecError(problem, path=path, line=mark.line + 1, column=mark.column + 1)
+
+
+def _expansion_error(text: str) -> _NodeError | None:
+    """The first alias that makes the document expand past ``MAX_VALUES`` values or nest more
+    than ``MAX_DEPTH`` levels deep, found from parser events before anything is built.
+
+    PyYAML builds an alias as the very object of its anchor, so building is cheap; everything
+    after it (validation, canonical form, digest) walks the expanded tree. Called only when
+    the text has an anchor and an alias: without them a document is as big as its text.
+    """
+    values: dict[str, tuple[int, int]] = {}  # anchor: (values it expands to, levels it nests)
+    stack: list[list[Any]] = []  # open collections: [anchor, values so far, deepest child]
+    total = 0
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                # An undefined alias counts as one value: the composer reports it.
+                size, depth = values.get(event.anchor or "", (1, 0))
+                total += size
+                if total > MAX_VALUES:
+                    return _NodeError(
+                        f"this alias expands the document to more than {MAX_VALUES:,} values "
+                        "(an alias repeats everything its anchor holds); a spec needs far fewer",
+                        event.start_mark,
+                    )
+                if len(stack) + depth > MAX_DEPTH:
+                    return _NodeError(
+                        f"this alias nests the document more than {MAX_DEPTH} levels deep; "
+                        "a spec needs far fewer",
+                        event.start_mark,
+                    )
+            elif isinstance(event, yaml.ScalarEvent):
+                size, depth = 1, 0
+                total += 1
+                if event.anchor is not None:
+                    values[event.anchor] = (1, 0)
+            elif isinstance(event, yaml.CollectionStartEvent):
+                total += 1
+                stack.append([event.anchor, 1, 0])
+                continue
+            elif isinstance(event, yaml.CollectionEndEvent) and stack:
+                anchor, size, deepest = stack.pop()
+                depth = deepest + 1
+                if anchor is not None:
+                    values[anchor] = (size, depth)
+            else:
+                continue
+            if stack:
+                parent = stack[-1]
+                parent[1] += size
+                parent[2] = max(parent[2], depth)
+    finally:
+        loader.dispose()
+    return None
 
 
 def load_document(data: bytes, path: str) -> tuple[Document | None, list[SpecError]]:
@@ -250,18 +388,23 @@ def load_document(data: bytes, path: str) -> tuple[Document | None, list[SpecErr
     text = text.removeprefix("\ufeff")
     loader = _Loader(text)
     try:
+        if "&" in text and "*" in text:  # perhaps aliases: count what they expand to first
+            problem = _expansion_error(text)
+            if problem is not None:
+                raise problem
         root = loader.get_single_node()
         if root is None:
             message = "the file is empty; a spec needs at least 'name', 'model' and 'filter'"
             return None, [SpecError(message, path=path, line=1, column=1)]
         value = loader.construct_document(root)
-    except _DuplicateKey as exc:
-        mark = _mark(exc.node)
-        return None, [SpecError(exc.message, path=path, line=mark.line, column=mark.column)]
+    except _NodeError as exc:
+        line, column = exc.mark.line + 1, exc.mark.column + 1
+        return None, [SpecError(exc.message, path=path, line=line, column=column)]
     except yaml.YAMLError as exc:
         return None, [_yaml_error(exc, text, path)]
-    except RecursionError:
-        return None, [SpecError("recursive YAML alias", path=path, line=1, column=1)]
+    except RecursionError:  # not expected below MAX_DEPTH, unless the caller is deep already
+        message = "nested too deeply to be read; a spec needs far fewer levels"
+        return None, [SpecError(message, path=path, line=1, column=1)]
     finally:
         loader.dispose()
     if not isinstance(value, dict):
@@ -272,16 +415,16 @@ def load_document(data: bytes, path: str) -> tuple[Document | None, list[SpecErr
 
 
 def describe(value: Any) -> str:
-    """Short human description of a parsed value, for error messages."""
+    """Short human description of a parsed value, for error messages: at most
+    :data:`EXCERPT` characters of a string or number, cut with ``…``."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return f"the number {value!r}"
+        return f"the number {excerpt(repr(value))}"
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {shown!r}"
+        return f"the string {excerpt(value)!r}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
