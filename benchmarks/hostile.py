@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 60.0
+TOKEN = "hostile-test-token-0123456789"
 SPEC = """name: {name}
 model: companies
 filter:
@@ -152,6 +153,7 @@ def case(name: str, body: Callable[[Path], tuple[int | None, str]]) -> Outcome:
     folder = Path(tempfile.mkdtemp(prefix=f"segsync-hostile-{name}-"))
     try:
         spec_tree(folder)
+        SETUP.get(name, lambda _: None)(folder)
         state = folder / "segsync.state.json"
         before = state.read_bytes() if state.exists() else b""
         started = time.monotonic()
@@ -210,14 +212,20 @@ def _aliases(size: int) -> Callable[[Path], tuple[int | None, str]]:
 
 
 def _deep_state(folder: Path) -> tuple[int | None, str]:
-    (folder / "segsync.state.json").write_text('{"version": 1, "x": ' + nested(1000) + "}\n")
     return run(folder, "state", "list")
+
+
+SETUP: dict[str, Callable[[Path], None]] = {
+    "state-1000-deep": lambda folder: (folder / "segsync.state.json").write_text(
+        '{"version": 1, "x": ' + nested(1000) + "}\n"
+    ),
+}
 
 
 def _deep_plan_file(folder: Path) -> tuple[int | None, str]:
     (folder / "plan.json").write_text('{"kind": "segsync-plan", "x": ' + nested(1000) + "}\n")
     return run(folder, "apply", "--auto-approve", "plan.json",
-               env={"CARGO_API_TOKEN": "t", "CARGO_API_URL": "http://127.0.0.1:9/v1"})
+               env={"CARGO_API_TOKEN": TOKEN, "CARGO_API_URL": "http://127.0.0.1:9/v1"})
 
 
 def _deep_yaml(folder: Path) -> tuple[int | None, str]:
@@ -239,7 +247,7 @@ def _served_by(handler: Callable[[socket.socket], None]) -> Case:
     def body(folder: Path) -> tuple[int | None, str]:
         with server(handler) as url:
             return run(folder, "plan", "--refresh",
-                       env={"CARGO_API_URL": url, "CARGO_API_TOKEN": "t"})
+                       env={"CARGO_API_URL": url, "CARGO_API_TOKEN": TOKEN})
     return body
 
 
@@ -250,7 +258,7 @@ def _sigterm(folder: Path) -> tuple[int | None, str]:
             proc.send_signal(signal.SIGTERM)
 
         code, output = run(folder, "apply", "--auto-approve",
-                           env={"CARGO_API_URL": url, "CARGO_API_TOKEN": "t"}, after=stop)
+                           env={"CARGO_API_URL": url, "CARGO_API_TOKEN": TOKEN}, after=stop)
     lock = folder / "segsync.state.json.lock"
     return code, output + ("\nLOCK LEFT" if lock.exists() else "")
 

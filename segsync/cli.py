@@ -271,7 +271,16 @@ def stdin_is_terminal() -> bool:
 
 
 def main() -> None:
-    cli()
+    """The console script. After a SIGTERM, the process ends once the state is written and the
+    lock released, without waiting for background reads that only slow the stop down."""
+    try:
+        cli()
+    except SystemExit as exc:
+        if SegsyncGroup.stopped_by is None:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
 def target_option(f: F) -> F:

@@ -85,7 +85,7 @@ class CargoClient:
         *,
         timeout: float = 30.0,
         max_attempts: int = 5,
-        max_retry_time: float = 120.0,
+        max_retry_time: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -322,8 +322,11 @@ class CargoClient:
                         + "); the segment may exist in Cargo",
                     ) from None
                 delay = self._backoff(attempt)
+                # After a timeout, another attempt may take the whole timeout again: it is made
+                # only if it can end within the retry budget (a silent server fails in time).
+                wait = delay + (self._timeout if isinstance(exc, httpx.TimeoutException) else 0)
                 retry = isinstance(exc, _TRANSIENT) and self._may_retry(
-                    attempt, started, slept, delay
+                    attempt, started, slept, wait
                 )
                 self._log(
                     f"{method} {shown} -> {detail} in {elapsed_ms:.0f} ms "

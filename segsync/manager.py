@@ -267,17 +267,17 @@ def apply_project(
     from segsync.planfile import check_fresh, read_plan_file
     from segsync.state import StateStore
 
+    if targets and planfile is not None:
+        raise ConfigError("--target and a plan file: a saved plan is applied whole")
+    # A plan file that cannot be read stops the run before Cargo is asked anything.
+    saved = read_plan_file(planfile) if planfile is not None else None
     lock = StateLock(project.state_path, command="segsync apply")
     with lock, _cargo(project, log) as (client, catalog):
         if lock.note is not None:
             ui.note(lock.note)
         full, all_specs = load(project)
-        if targets and planfile is not None:
-            raise ConfigError("--target and a plan file: a saved plan is applied whole")
         specs, state = _targeted(all_specs, full, targets, prune)
-        saved = None
-        if planfile is not None:
-            saved = read_plan_file(planfile)
+        if saved is not None:
             check_fresh(saved, state, specs)
             if prune and not saved.prune:
                 raise ConfigError(

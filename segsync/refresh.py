@@ -56,7 +56,10 @@ class Catalog:
         self.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None and not issubclass(kind, Exception):
+            self._started = {}  # interrupted (Ctrl-C, SIGTERM): do not wait for the reads
+            return
         self.close()
 
     def close(self) -> None:

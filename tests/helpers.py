@@ -1,5 +1,5 @@
-"""Helpers shared by the tests and the benchmarks: spec files, state files, and the command line
-run in this process.
+"""Helpers shared by the tests and the benchmarks: spec files, state files, the command line run
+in this process (or its environment for a child process), and the calls an emulator's store got.
 
 Import them as ``from tests.helpers import ...``: the editable install puts the repository root
 on ``sys.path``, so this works from the tests and from ``python benchmarks/<script>.py`` alike.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from click.testing import CliRunner, Result
 from segsync.cli import cli
 
 if TYPE_CHECKING:
+    from segsync.emulator.server import Emulator
     from segsync.specs import LoadedSpec
     from segsync.state import State
 
@@ -140,10 +143,79 @@ def run_cli(
     ``os.environ`` for the call (None unsets a variable). The group's ``main`` ends with
     ``sys.exit``, which becomes ``result.exit_code``. Any other exception is a bug (segsync
     renders its own errors), so it propagates with its traceback unless ``catch_exceptions``.
+    The command sets its own SIGTERM handler; this process gets its own back afterwards.
     """
-    return CliRunner().invoke(
-        cli, list(args), input=input, env=env, catch_exceptions=catch_exceptions
-    )
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        return CliRunner().invoke(
+            cli, list(args), input=input, env=env, catch_exceptions=catch_exceptions
+        )
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+
+
+def cargo_env(url: str, token: str, **extra: str | None) -> dict[str, str | None]:
+    """Environment changes for one run against ``url`` with ``token``: every other CARGO_* and
+    SEGSYNC_* variable of this process unset, NO_COLOR set, then ``extra`` (None unsets).
+    Give it to :func:`run_cli` as ``env``, or to :func:`process_env` for a child process."""
+    env: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith(("CARGO_", "SEGSYNC_"))
+    }
+    env.update({"CARGO_API_URL": url, "CARGO_API_TOKEN": token, "NO_COLOR": "1", **extra})
+    return env
+
+
+def process_env(changes: Mapping[str, str | None]) -> dict[str, str]:
+    """The environment of a child process: ``os.environ`` with ``changes`` (None unsets)."""
+    merged = {**os.environ, **changes}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+# --- what reached the emulator -----------------------------------------------------------------
+
+Calls = dict[str, list[Any]]
+
+
+def record_calls(emu: Emulator, fail: Callable[[str, Any], None] | None = None) -> Calls:
+    """Record each create (its body), update ((uuid, body)), delete (uuid) and list (model uuid)
+    that reaches ``emu``'s store; ``fail(op, args)`` may raise (say an emulator HttpError) to
+    refuse a create or an update. Recording again replaces the earlier recorder."""
+    calls: Calls = {"create": [], "update": [], "delete": [], "list": []}
+    store = emu.store
+    # The class's methods, so that a second recorder does not stack on the first.
+    cls = type(store)
+    create, update = cls.create.__get__(store), cls.update.__get__(store)
+    delete, list_ = cls.delete.__get__(store), cls.list_segments.__get__(store)
+
+    def on_create(body: Any) -> Any:
+        calls["create"].append(body)
+        if fail is not None:
+            fail("create", body)
+        return create(body)
+
+    def on_update(uuid: str, body: Any) -> Any:
+        calls["update"].append((uuid, body))
+        if fail is not None:
+            fail("update", (uuid, body))
+        return update(uuid, body)
+
+    def on_delete(uuid: str) -> Any:
+        calls["delete"].append(uuid)
+        return delete(uuid)
+
+    def on_list(model_uuid: str | None = None) -> Any:
+        calls["list"].append(model_uuid)
+        return list_(model_uuid)
+
+    store.create = on_create  # type: ignore[method-assign]
+    store.update = on_update  # type: ignore[method-assign]
+    store.delete = on_delete  # type: ignore[method-assign]
+    store.list_segments = on_list  # type: ignore[method-assign]
+    return calls
+
+
+# --- the command line, helpers -----------------------------------------------------------------
 
 
 class _TerminalBytes(io.BytesIO):

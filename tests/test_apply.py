@@ -37,7 +37,7 @@ from segsync.state import (
     read_state,
     write_state_atomic,
 )
-from tests.helpers import EXAMPLES, spec_text, write_spec
+from tests.helpers import EXAMPLES, record_calls, spec_text, write_spec
 
 TLS = ssl.create_default_context()
 
@@ -107,45 +107,6 @@ def project(tmp_path: Path, empty_emulator: Emulator) -> Project:
     return Project(tmp_path, empty_emulator)
 
 
-Calls = dict[str, list[Any]]
-
-
-def record(emu: Emulator, fail: Callable[[str, Any], None] | None = None) -> Calls:
-    """Wrap the emulator's store to record each create/update/delete (and inject faults)."""
-    calls: Calls = {"create": [], "update": [], "delete": [], "list": []}
-    store = emu.store
-    # The class's methods: recording again replaces an earlier recorder instead of stacking.
-    cls = type(store)
-    create, update = cls.create.__get__(store), cls.update.__get__(store)
-    delete, list_ = cls.delete.__get__(store), cls.list_segments.__get__(store)
-
-    def on_create(body: Any) -> Any:
-        calls["create"].append(body)
-        if fail is not None:
-            fail("create", body)
-        return create(body)
-
-    def on_update(uuid: str, body: Any) -> Any:
-        calls["update"].append((uuid, body))
-        if fail is not None:
-            fail("update", (uuid, body))
-        return update(uuid, body)
-
-    def on_delete(uuid: str) -> Any:
-        calls["delete"].append(uuid)
-        return delete(uuid)
-
-    def on_list(model_uuid: str | None = None) -> Any:
-        calls["list"].append(model_uuid)
-        return list_(model_uuid)
-
-    store.create = on_create  # type: ignore[method-assign]
-    store.update = on_update  # type: ignore[method-assign]
-    store.delete = on_delete  # type: ignore[method-assign]
-    store.list_segments = on_list  # type: ignore[method-assign]
-    return calls
-
-
 def assert_in_sync(project: Project) -> None:
     """Every spec has exactly one live segment with its canonical fields; the state knows it."""
     specs = load_specs(project.specs)
@@ -170,7 +131,7 @@ def assert_in_sync(project: Project) -> None:
 
 def test_applies_the_example_specs_references_first(project: Project) -> None:
     shutil.copytree(EXAMPLES, project.specs)
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     seen: list[str] = []
     report = project.apply(parallelism=8, seen=seen)
 
@@ -196,7 +157,7 @@ def test_applies_the_example_specs_references_first(project: Project) -> None:
 
 def test_listing_is_one_call_per_model(project: Project) -> None:
     shutil.copytree(EXAMPLES, project.specs)
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     project.apply()
     assert sorted(calls["list"]) == sorted(
         [project.model_uuid("companies"), project.model_uuid("contacts")]
@@ -210,7 +171,7 @@ def test_state_holds_only_what_succeeded_and_dependents_are_skipped(project: Pro
         if op == "create" and body["name"] == "ICP accounts":
             raise HttpError(400, "filter: refused for the test", "invalidFilter")
 
-    record(project.emu, fail=refuse_icp)
+    record_calls(project.emu, fail=refuse_icp)
     report = project.apply()
 
     failures = dict(report.failures)
@@ -227,7 +188,7 @@ def test_state_holds_only_what_succeeded_and_dependents_are_skipped(project: Pro
     ]
     assert len(project.live()) == 3
 
-    record(project.emu)  # the refusal is gone: running apply again finishes the job
+    record_calls(project.emu)  # the refusal is gone: running apply again finishes the job
     assert project.apply().failures == []
     assert_in_sync(project)
 
@@ -241,7 +202,7 @@ SORT = "sort:\n  - {columnSlug: arr, kind: desc}\n"
 def test_update_sends_only_the_changed_fields(project: Project) -> None:
     project.write("a.yaml", spec_text("A", limit=10, extra=SORT))
     project.apply()
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     uuid = project.state().segments["a"].uuid
 
     project.write("a.yaml", spec_text("A", limit=20, extra=SORT))
@@ -279,7 +240,7 @@ def test_drift_is_restored_from_the_live_segment(project: Project) -> None:
     uuid = project.state().segments["a"].uuid
     assert uuid is not None
     project.emu.store.update(uuid, {"limit": 99, "name": "Renamed in Cargo"})
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
 
     prepared = project.prepare()
     assert [(a.kind, a.reason) for a in prepared.plan.changes()] == [
@@ -317,7 +278,7 @@ def test_an_update_whose_segment_vanished_fails_with_a_recreate_hint(project: Pr
     def gone(op: str, body: Any) -> None:
         raise HttpError(404, "segment not found", "segmentNotFound")
 
-    record(project.emu, fail=gone)
+    record_calls(project.emu, fail=gone)
     project.write("a.yaml", spec_text("A", limit=11))
     report = project.apply()
     [(sid, message)] = report.failures
@@ -354,7 +315,7 @@ def test_a_create_whose_answer_is_lost_is_adopted_not_repeated(project: Project)
     for i in range(5):
         project.write(f"s{i}.yaml", spec_text(f"S{i}", limit=10 + i))
     project.write("ref.yaml", spec_text("Ref", ref="s0"))
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     project.emu.set_faults(FaultConfig(drop_after_commit=1.0))  # every write's answer is lost
     seen: list[str] = []
     report = project.apply(seen=seen)
@@ -374,7 +335,7 @@ def test_a_create_answered_502_is_checked_then_sent_again(project: Project) -> N
             failed.append(body["name"])
             raise HttpError(502, "bad gateway")
 
-    calls = record(project.emu, fail=first_fails)
+    calls = record_calls(project.emu, fail=first_fails)
     report = project.apply()
     assert report.failures == []
     assert len(calls["create"]) == 2
@@ -401,7 +362,7 @@ def test_a_failed_search_for_a_lost_create_is_repeated_before_any_resend(
         if op == "create" and len(calls["create"]) == 1:
             raise HttpError(502, "bad gateway")
 
-    calls = record(project.emu, fail=first_create_fails)
+    calls = record_calls(project.emu, fail=first_create_fails)
     store.list_segments = flaky_list  # type: ignore[method-assign]
     report = project.apply()
     assert report.failures == []
@@ -415,7 +376,7 @@ def test_a_create_that_never_succeeds_gives_up_and_leaves_no_intent(project: Pro
     def always(op: str, body: Any) -> None:
         raise HttpError(502, "bad gateway")
 
-    calls = record(project.emu, fail=always)
+    calls = record_calls(project.emu, fail=always)
     report = project.apply()
     [(sid, message)] = report.failures
     assert sid == "a" and "gave up after 5 attempts" in message
@@ -458,7 +419,7 @@ def test_an_interrupted_create_is_adopted_and_brought_up_to_date(project: Projec
     project.write("a.yaml", spec_text("A", limit=10))
     _intent_state(project, "A", datetime.now(timezone.utc) - timedelta(seconds=5))
     made = _direct_create(project, "A", limit=3)  # the interrupted run's create, with old fields
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
 
     prepared = project.prepare()
     [action] = prepared.plan.changes()
@@ -475,7 +436,7 @@ def test_several_candidates_fail_and_keep_the_intent(project: Project) -> None:
     project.write("a.yaml", spec_text("A"))
     _intent_state(project, "A", datetime.now(timezone.utc) - timedelta(seconds=5))
     one, two = _direct_create(project, "A"), _direct_create(project, "A")
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
 
     report = project.apply()
     [(sid, message)] = report.failures
@@ -489,7 +450,7 @@ def test_a_namesake_older_than_the_intent_margin_is_not_adopted(project: Project
     project.write("a.yaml", spec_text("A"))
     old = _direct_create(project, "A")  # created now; the intent is from 11 minutes later
     _intent_state(project, "A", datetime.now(timezone.utc) + timedelta(minutes=11))
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
 
     report = project.apply()
     assert report.failures == [] and len(calls["create"]) == 1
@@ -509,7 +470,7 @@ def test_deletes_need_prune_and_spare_protected_segments(project: Project) -> No
         (project.specs / f"{name}.yaml").unlink()
     project.write("d.yaml", spec_text("D"))
 
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     project.apply()
     assert calls["delete"] == []
     assert set(project.state().segments) == {"a", "b", "c", "d"}
@@ -563,7 +524,7 @@ def test_replace_needs_the_flag_then_repoints_references_and_deletes_last(
         project.apply()
     assert project.state().segments["base"].uuid == old["base"]
 
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     seen: list[str] = []
     report = project.apply(allow_replace=True, seen=seen)
     assert report.failures == []
@@ -601,7 +562,7 @@ def test_a_renamed_file_is_a_state_only_move(project: Project) -> None:
     project.apply()
     uuid = project.state().segments["old/a"].uuid
     (project.specs / "old/a.yaml").rename(project.specs / "a.yaml")
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     report = project.apply()
     assert [(r.kind, r.verb) for r in report.results] == [("moved", "moved")]
     assert calls["create"] == calls["update"] == calls["delete"] == []
@@ -635,7 +596,7 @@ def test_the_model_slug_may_change_to_another_name_of_the_same_model(project: Pr
     project.write("a.yaml", spec_text("A", model="crm.companies"))
     [action] = project.prepare().plan.changes()
     assert action.kind == "update" and "names the same model" in (action.reason or "")
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     project.apply()
     assert calls["create"] == calls["update"] == calls["delete"] == []
     entry = project.state().segments["a"]
@@ -687,7 +648,7 @@ def test_play_segments_and_unmanaged_namesakes(project: Project) -> None:
     # the same name, other fields: refused, with the way to import it
     assert f"segsync import --uuid {other} --id other" in (by_id["other"].blocked or "")
     assert "limit: 5 -> 6" in (by_id["other"].blocked or "")
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     report = project.apply()
     assert [sid for sid, _ in report.failures] == ["other", "play"]
     assert [b["name"] for b in calls["create"]] == ["Fine"]
@@ -701,7 +662,7 @@ def test_play_segments_and_unmanaged_namesakes(project: Project) -> None:
 def test_a_raw_reference_to_a_missing_segment_refuses_the_run(project: Project) -> None:
     project.write("a.yaml", spec_text("A", raw_ref="0b4e28ba-2fa1-41d2-883f-0016d3cca427"))
     project.write("b.yaml", spec_text("B"))
-    calls = record(project.emu)
+    calls = record_calls(project.emu)
     with pytest.raises(ValidationFailed) as info:
         project.apply()
     [error] = info.value.errors

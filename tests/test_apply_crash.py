@@ -28,7 +28,7 @@ from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
 from segsync.specs import load_specs
 from segsync.state import read_state
-from tests.helpers import run_cli, spec_text, write_spec
+from tests.helpers import cargo_env, process_env, run_cli, spec_text, write_spec
 
 TOKEN = "crash-test-token-0b5e"
 SPECS = 50
@@ -47,17 +47,11 @@ def write_specs(root: Path) -> None:
         write_spec(root / "segments" / "crash", f"s{i:03d}.yaml", text)
 
 
-def env_for(emu: Emulator) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_", "SEGSYNC_"))}
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1"})
-    return env
-
-
-def start_apply(root: Path, emu: Emulator) -> subprocess.Popen[str]:
+def start_apply(root: Path, env: dict[str, str | None]) -> subprocess.Popen[str]:
     # A real process: the hook kills it with SIGKILL.
     return subprocess.Popen(
         [sys.executable, "-m", "segsync", "apply", "--auto-approve", "--parallelism", "4"],
-        cwd=root, env=env_for(emu), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        cwd=root, env=process_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
 
@@ -124,23 +118,18 @@ def test_killed_apply_then_apply_again(
 ) -> None:
     emu = emulator_factory(token=TOKEN, fixtures=False, latency_ms=20)
     write_specs(tmp_path)
-    # The in-process runs: the same folder and environment as the killed ones.
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("CARGO_", "SEGSYNC_")):
-            monkeypatch.delenv(name)
-    for name, value in env_for(emu).items():
-        monkeypatch.setenv(name, value)
+    env = cargo_env(emu.url, TOKEN)
+    monkeypatch.chdir(tmp_path)  # the in-process runs: the same folder as the killed ones
     state_path = tmp_path / "segsync.state.json"
     for when, k in kills:
         set_pid = kill_at(emu, when, k)
-        proc = start_apply(tmp_path, emu)
+        proc = start_apply(tmp_path, env)
         set_pid(proc.pid)
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == -signal.SIGKILL, (out, err)
         json.loads(state_path.read_text())  # valid JSON, whatever the moment of the kill
         read_state(state_path)  # and a valid state
-        unlock = run_cli(["state", "unlock", "--yes"])
+        unlock = run_cli(["state", "unlock", "--yes"], env=env)
         assert unlock.exit_code == 0, unlock.stderr
         # The killed create's intent is on disk: the next run must settle it.
         state = read_state(state_path)
@@ -149,7 +138,7 @@ def test_killed_apply_then_apply_again(
             assert sum(len(u) for u in live_by_name(emu).values()) >= k
     emu.store.create = type(emu.store).create.__get__(emu.store)  # type: ignore[method-assign]
 
-    final = run_cli(["apply", "--auto-approve", "--parallelism", "4"])
+    final = run_cli(["apply", "--auto-approve", "--parallelism", "4"], env=env)
     out = final.stdout
     assert final.exit_code == 0, final.stderr
     assert out.splitlines()[-1].startswith("Apply complete: ")
@@ -174,5 +163,5 @@ def test_killed_apply_then_apply_again(
         assert canonical_managed(live[str(entry.uuid)]) == canonical_managed(
             to_wire(spec.managed, ref_uuids=refs)
         )
-    plan = run_cli(["plan", "--detailed-exitcode"])
+    plan = run_cli(["plan", "--detailed-exitcode"], env=env)
     assert (plan.exit_code, plan.stdout) == (0, f"No changes. {SPECS} segments up to date.\n")

@@ -19,7 +19,7 @@ from click.testing import Result
 
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
-from tests.helpers import run_cli, spec_text, write_spec
+from tests.helpers import cargo_env, process_env, run_cli, spec_text, write_spec
 
 
 class Project:
@@ -27,7 +27,7 @@ class Project:
         self.root = root
         self.emu = emu
         (root / "segments").mkdir()
-        self.env = {"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": emu.token, "NO_COLOR": "1"}
+        self.env = cargo_env(emu.url, emu.token)
 
     def write(self, file: str, name: str, model: str) -> None:
         write_spec(self.root / "segments", file, spec_text(name, model=model))
@@ -51,7 +51,7 @@ class Project:
             # A real process: it is killed with SIGKILL.
             proc = subprocess.Popen(
                 [sys.executable, "-m", "segsync", "apply", "--auto-approve", *args],
-                cwd=self.root, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
+                cwd=self.root, env=process_env(self.env), stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             pid.append(proc.pid)
@@ -75,7 +75,6 @@ def project(
     tmp_path: Path, emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
 ) -> Project:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SEGSYNC_STATE", raising=False)
     return Project(tmp_path, emulator_factory(fixtures=False))
 
 

@@ -1,17 +1,11 @@
 """`segsync apply` end to end: the command line run in this process (click's CliRunner), in the
 test's folder, against the emulator over HTTP on a free loopback port. The emulator runs in the
-test process too, so each test can count the requests that reached its store.
-
-A few runs are real processes, each saying why: the lock held by another live process, and the
-runs that stop with an error right after apply started its background reads of the workspace,
-datasets and models. Apply does not wait for those reads on that path; a process exit ends
-them, but in this process they could outlive the command, hang on a closed client and leak
-their sockets into later tests."""
+test process too, so each test can count the requests that reached its store. One run is a real
+process: the apply that holds the lock while another one tries."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,7 +23,15 @@ from segsync.emulator.faults import FaultConfig, FaultInjector
 from segsync.emulator.server import Emulator
 from segsync.specs import load_specs
 from segsync.state import read_state
-from tests.helpers import EXAMPLES, run_cli, spec_text, write_spec
+from tests.helpers import (
+    EXAMPLES,
+    cargo_env,
+    process_env,
+    record_calls,
+    run_cli,
+    spec_text,
+    write_spec,
+)
 
 # A token no output may ever contain; every run below checks it.
 TOKEN = "e2e-Secret-Token-7f3a9c1d5e"
@@ -37,13 +39,7 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
 def env_for(emu: Emulator, **extra: str | None) -> dict[str, str | None]:
-    """Environment of one run: no CARGO_/SEGSYNC_ variable but the emulator's URL and token
-    (``extra`` overrides; None unsets)."""
-    env: dict[str, str | None] = {
-        k: None for k in os.environ if k.startswith(("CARGO_", "SEGSYNC_"))
-    }
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1", **extra})
-    return env
+    return cargo_env(emu.url, TOKEN, **extra)
 
 
 def segsync(emu: Emulator, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
@@ -52,54 +48,6 @@ def segsync(emu: Emulator, *args: str, env: Mapping[str, str | None] | None = No
     result = run_cli(args, env=env_for(emu) if env is None else env)
     assert TOKEN not in result.stdout and TOKEN not in result.stderr
     return result
-
-
-def process_env(emu: Emulator, **extra: str | None) -> dict[str, str]:
-    """``env_for`` laid over os.environ, for a child process."""
-    merged = {**os.environ, **env_for(emu, **extra)}
-    return {k: v for k, v in merged.items() if v is not None}
-
-
-def segsync_process(
-    emu: Emulator, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the command line as a child process in the current folder; no terminal (stdin is
-    /dev/null). The token must not leak."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "segsync", *args],
-        env=process_env(emu) if env is None else env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert TOKEN not in proc.stdout and TOKEN not in proc.stderr
-    return proc
-
-
-Calls = dict[str, list[Any]]
-
-
-def record(emu: Emulator) -> Calls:
-    """Count the creates, updates, deletes and lists that reach the emulator's store."""
-    calls: Calls = {"create": [], "update": [], "delete": [], "list": []}
-    store = emu.store
-    cls = type(store)
-
-    def wrap(name: str, key: str) -> None:
-        original = getattr(cls, name).__get__(store)
-
-        def recorded(*args: Any) -> Any:
-            calls[key].append(args[0] if len(args) == 1 else args)
-            return original(*args)
-
-        setattr(store, name, recorded)
-
-    wrap("create", "create")
-    wrap("update", "update")
-    wrap("delete", "delete")
-    wrap("list_segments", "list")
-    return calls
 
 
 def live(emu: Emulator) -> list[dict[str, Any]]:
@@ -180,7 +128,7 @@ def test_edit_delete_and_model_change(tmp_path: Path, emu: Emulator) -> None:
     write_spec(specs, "c.yaml", simple("C"))
     assert segsync(emu, "apply", "--auto-approve").exit_code == 0
     uuids = {k: e.uuid for k, e in read_state(tmp_path / "segsync.state.json").segments.items()}
-    calls = record(emu)
+    calls = record_calls(emu)
 
     # An edited spec: exactly one PUT, with only the changed field.
     write_spec(specs, "a.yaml", simple("A", limit=25))
@@ -224,12 +172,13 @@ def test_edit_delete_and_model_change(tmp_path: Path, emu: Emulator) -> None:
 
 
 # Faults are drawn in the order requests arrive, which 8 workers change from run to run; what a
-# seed fixes is the sequence of draws. In the first DRAWS draws of this one (more than the run
-# can make, checked below) only 4 are 429 or 502 answers: fewer than the 5 attempts any one
-# request, listing or create gets, so no retry budget can run out whatever the order, and one
-# run must succeed. Dropped answers are adopted by the listing that follows them and use up no
-# budget. Draws 8 to 99 (all made while creates run) hold 9 drops, more than the listings that
-# could take them instead of a create, so some answer is always dropped.
+# seed fixes is the sequence of draws. The first DRAWS draws of this one (more than the run can
+# make, checked below) hold only 4 faults, 429 or 502, from draw 8 on: fewer than the 5 attempts
+# any one request, listing or create gets, so no retry budget can run out whatever the order,
+# and one run must succeed. A dropped answer is adopted by the listing that follows it and uses
+# up no budget. The run reads 4 times before its first create (workspace, datasets, models, the
+# listing), then at most once per fault until an answer is dropped; draws 8 to 99 hold 9 drops,
+# so some of them fall on creates.
 FAULTS = FaultConfig(
     seed=275, fail_5xx=0.02, fail_429=0.02, retry_after=0, drop_after_commit=0.1
 )
@@ -283,7 +232,7 @@ def test_a_second_apply_fails_at_once_naming_the_holder(root: Path, emu: Emulato
     # A real process: the lock must be held by another live process, with its own pid.
     first = subprocess.Popen(
         [sys.executable, "-m", "segsync", "apply", "--auto-approve"],
-        cwd=root, env=process_env(emu), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        cwd=root, env=process_env(env_for(emu)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -316,11 +265,10 @@ def test_the_token_never_shows_even_with_debug(root: Path, emu: Emulator) -> Non
     debug = [line for line in proc.stderr.splitlines() if line.startswith("debug: ")]
     assert any(re.match(r"debug: POST /segmentation/segments -> 200 OK in", d) for d in debug)
     assert any(d.startswith("debug: GET /workspaceManagement/workspaces/current") for d in debug)
-    # A wrong token: refused, and still not shown. A process: the run stops while its
-    # background reads are under way (see the module's docstring).
-    refused = segsync_process(emu, "apply", "--auto-approve", "--debug",
-                              env=process_env(emu, CARGO_API_TOKEN=TOKEN[::-1]))
-    assert refused.returncode == 1 and "Cargo refused the token (401)" in refused.stderr
+    # A wrong token: refused, and still not shown.
+    refused = segsync(emu, "apply", "--auto-approve", "--debug",
+                      env=env_for(emu, CARGO_API_TOKEN=TOKEN[::-1]))
+    assert refused.exit_code == 1 and "Cargo refused the token (401)" in refused.stderr
     assert TOKEN[::-1] not in refused.stdout + refused.stderr
     for path in (saved, root / "segsync.state.json"):
         assert TOKEN not in path.read_text()
@@ -333,15 +281,14 @@ def test_a_saved_plan_is_applied_once_then_stale(root: Path, emu: Emulator) -> N
     assert proc.exit_code == 0 and proc.stdout.endswith(
         "Apply complete: 6 created, 0 updated, 0 replaced, 0 deleted.\n"
     )
-    # A process: the run stops while its background reads are under way (module docstring).
-    stale = segsync_process(emu, "apply", "--auto-approve", str(saved))
-    assert stale.returncode == 1
+    stale = segsync(emu, "apply", "--auto-approve", str(saved))
+    assert stale.exit_code == 1
     assert stale.stderr.startswith(f"error: {saved}: the saved plan is stale: the state file is ")
     assert stale.stdout == ""
 
 
 def test_without_a_terminal_apply_needs_auto_approve(root: Path, emu: Emulator) -> None:
-    calls = record(emu)
+    calls = record_calls(emu)
     proc = segsync(emu, "apply")
     assert proc.exit_code == 1 and proc.stdout == ""
     assert proc.stderr == (
@@ -353,10 +300,9 @@ def test_without_a_terminal_apply_needs_auto_approve(root: Path, emu: Emulator) 
 
 def test_errors_before_any_change(root: Path, emu: Emulator) -> None:
     (root / "segments" / "bad.yaml").write_text("name: Bad\nmodel: companies\nfilter: {}\n")
-    # A process: the run stops while its background reads are under way (module docstring).
-    first = segsync_process(emu, "apply", "--auto-approve")
-    assert first.returncode == 1 and first.stdout == ""
-    assert first.stderr == (
+    proc = segsync(emu, "apply", "--auto-approve")
+    assert proc.exit_code == 1 and proc.stdout == ""
+    assert proc.stderr == (
         "segments/bad.yaml:3:9: filter: missing required key 'conjonction'\n"
         "segments/bad.yaml:3:9: filter: missing required key 'groups'\n"
         "error: 2 validation errors\n"

@@ -431,7 +431,7 @@ def test_a_dripping_answer_is_cut_at_the_deadline_with_lines_every_ten_seconds()
             return httpx.Response(200, stream=FakeDrip(fake, 4.0))
         return ok({"segments": []})
 
-    client, lines = mock_client(handler, fake)
+    client, lines = mock_client(handler, fake, max_retry_time=120.0)
     with client:
         assert client.list_segments(MODEL) == []
     action = f"listing the segments of model {MODEL}"
@@ -498,6 +498,7 @@ def test_a_failing_notify_never_fails_the_request() -> None:
         transport=httpx.MockTransport(sequence(httpx.Response(502), ok({"models": []}))),
         sleep=fake.sleep,
         clock=fake.monotonic,
+        max_retry_time=120.0,
         rng=HalfRng(),
         notify=broken,
         debug_log=debug.append,
@@ -517,6 +518,7 @@ def test_without_notify_nothing_is_said_and_nothing_changes() -> None:
         ),
         sleep=fake.sleep,
         clock=fake.monotonic,
+        max_retry_time=120.0,
         rng=HalfRng(),
     )
     with client:
