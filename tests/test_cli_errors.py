@@ -181,3 +181,28 @@ def test_a_killed_run_s_temporary_state_files_are_removed_on_the_next_write(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "segsync.state.json", "segsync.state.json.notours.tmp",
     ]
+
+
+def test_a_plan_file_that_cannot_be_written_names_the_plan_file(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.helpers import EXAMPLES
+
+    shutil.copytree(EXAMPLES, tmp_path / "segments")
+    out = tmp_path / "missing" / "plan.json"
+    result = CliRunner().invoke(
+        cli, ["plan", "--dir", str(tmp_path / "segments"), "--state",
+              str(tmp_path / "s.json"), "--out", str(out)],
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {out}: cannot write the plan file (No such file or directory)\n"
+    )
+    assert ".tmp" not in result.stderr
+
+
+def test_apply_s_help_shows_the_form_that_works_without_a_terminal() -> None:
+    result = CliRunner().invoke(cli, ["apply", "--help"])
+    assert "segsync plan --out plan.json && segsync apply --auto-approve plan.json" in (
+        result.stdout
+    )
