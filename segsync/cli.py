@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
+import click.shell_completion
 
 from segsync import __version__
 
@@ -283,12 +284,31 @@ def main() -> None:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
+def _complete_spec_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Spec ids for shell completion of --target: the files below the specs folder (their
+    default ids; no file is parsed, so completion stays instant)."""
+    from pathlib import Path
+
+    root = Path(str(ctx.params.get("directory") or "segments"))
+    if not root.is_dir():
+        return []
+    ids = sorted(
+        p.relative_to(root).with_suffix("").as_posix()
+        for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml") and p.is_file()
+    )
+    return [click.shell_completion.CompletionItem(i) for i in ids if i.startswith(incomplete)]
+
+
 def target_option(f: F) -> F:
     return click.option(
         "--target",
         "targets",
         multiple=True,
         metavar="ID",
+        shell_complete=_complete_spec_ids,
         help="Only this spec id (a glob such as 'sales/*'; repeatable) and the specs it "
         "references. Not with --prune.",
     )(f)

@@ -69,3 +69,21 @@ def test_refusals(project: Path, args: list[str], message: str) -> None:
     (project / "plan.json").write_text("{}")
     result = run_cli(args)
     assert (result.exit_code, result.stderr) == (1, message)
+
+
+def test_spec_ids_are_completed_for_target(project: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COMP_WORDS="segsync plan --target sales/", COMP_CWORD="3",
+               _SEGSYNC_COMPLETE="bash_complete")
+    # A real process: completion is what the shell runs.
+    done = subprocess.run(
+        [sys.executable, "-c", "from segsync.cli import cli; cli(prog_name='segsync')"],
+        cwd=project, env=env, capture_output=True, text=True, check=False,
+    )
+    assert done.stdout.splitlines() == [
+        "plain,sales/enterprise-eu", "plain,sales/icp", "plain,sales/stale-opportunities",
+        "plain,sales/young-startups",
+    ]
