@@ -11,10 +11,17 @@ from datetime import timezone
 
 import httpx
 
+#: Tokens shorter than this are not masked inside messages (see :func:`redact`).
+MIN_SECRET = 6
+
 
 def redact(text: str, token: str) -> str:
-    """Replace each form of ``token`` in ``text`` (plain, repr-escaped, URL-quoted) by ``***``."""
-    if not token:
+    """Replace each form of ``token`` in ``text`` (plain, repr-escaped, URL-quoted) by ``***``.
+
+    A token of fewer than ``MIN_SECRET`` characters is no secret worth the garbling: masking
+    every ``t`` of a message would make it unreadable and reveal the token besides.
+    """
+    if len(token) < MIN_SECRET:
         return text
     forms = {
         token,

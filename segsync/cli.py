@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
-import click.shell_completion
 
 from segsync import __version__
+from segsync.cli_ui import TerminalUI, complete_spec_ids
 
 if TYPE_CHECKING:
-    from segsync.apply import ActionResult
     from segsync.config import Environment
     from segsync.manager import Log, Project
-    from segsync.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -284,31 +282,13 @@ def main() -> None:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
-def _complete_spec_ids(
-    ctx: click.Context, param: click.Parameter, incomplete: str
-) -> list[click.shell_completion.CompletionItem]:
-    """Spec ids for shell completion of --target: the files below the specs folder (their
-    default ids; no file is parsed, so completion stays instant)."""
-    from pathlib import Path
-
-    root = Path(str(ctx.params.get("directory") or "segments"))
-    if not root.is_dir():
-        return []
-    ids = sorted(
-        p.relative_to(root).with_suffix("").as_posix()
-        for p in root.rglob("*")
-        if p.suffix in (".yaml", ".yml") and p.is_file()
-    )
-    return [click.shell_completion.CompletionItem(i) for i in ids if i.startswith(incomplete)]
-
-
 def target_option(f: F) -> F:
     return click.option(
         "--target",
         "targets",
         multiple=True,
         metavar="ID",
-        shell_complete=_complete_spec_ids,
+        shell_complete=complete_spec_ids,
         help="Only this spec id (a glob such as 'sales/*'; repeatable) and the specs it "
         "references. Not with --prune.",
     )(f)
@@ -566,7 +546,7 @@ def apply(
             "apply asks for confirmation, but there is no terminal to ask on; pass "
             "--auto-approve to apply without asking (as in CI)"
         )
-    ui = TerminalUI(auto_approve=auto_approve)
+    ui = TerminalUI(auto_approve=auto_approve, debug=SegsyncGroup.debug)
     try:
         applied = apply_project(
             project_of(directory, state_path), ui, planfile=planfile, prune=prune,
@@ -590,49 +570,3 @@ def apply(
     if applied.duplicates:
         raise DuplicatesFound(len(applied.duplicates))
     return 0
-
-
-class TerminalUI:
-    """What apply shows on the terminal: workspace, plan, question, one line per result (and a
-    progress bar on stderr when it is a terminal)."""
-
-    def __init__(self, *, auto_approve: bool) -> None:
-        self._auto_approve = auto_approve
-        self._bar: Any = None
-
-    def note(self, text: str) -> None:
-        click.echo(f"note: {text}", err=True)
-
-    def workspace(self, description: str) -> None:
-        click.echo(f"Target workspace: {description}")
-
-    def plan(self, plan: Plan, notes: Sequence[str]) -> None:
-        from segsync.render import render_text
-
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        click.echo(render_text(plan, color=color), nl=False, color=color)
-        for note in notes:
-            click.echo(f"note: {note}")
-
-    def confirm(self) -> bool:
-        return self._auto_approve or click.confirm("Apply these changes?", default=False)
-
-    def result(self, result: ActionResult, done: int, total: int) -> None:
-        from segsync.render.progress import describe_result
-
-        if self._bar is None and sys.stderr.isatty():
-            self._bar = click.progressbar(length=total, label="Applying", file=sys.stderr)
-        if self._bar is not None:
-            click.echo("\r\x1b[K", nl=False, err=True)  # the bar's line
-        click.echo(describe_result(result))
-        for warning in result.warnings:
-            click.echo(f"    ! {warning}")
-        if result.traceback and SegsyncGroup.debug:
-            click.echo(result.traceback, err=True, nl=False)
-        if self._bar is not None:
-            self._bar.length = total
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.render_finish()

@@ -12,6 +12,7 @@ import click
 
 from segsync import cli as cli_module
 from segsync.cli import CONTEXT_SETTINGS, debug_option, dir_option, state_option
+from segsync.cli_ui import TerminalUI
 
 
 @click.group("github", context_settings=CONTEXT_SETTINGS)
@@ -205,7 +206,7 @@ def github_apply(
     failure: SegsyncError | None = None
     summary = "No changes."
     try:
-        ui = cli_module.TerminalUI(auto_approve=True)
+        ui = TerminalUI(auto_approve=True, debug=cli_module.SegsyncGroup.debug)
         applied = apply_project(
             cli_module.project_of(directory, state_path), ui, prune=prune,
             allow_replace=allow_replace, force=force, parallelism=parallelism,

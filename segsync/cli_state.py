@@ -150,10 +150,22 @@ def state_merge(base: str, ours: str, theirs: str, output: str | None) -> None:
     Example:
       segsync state merge base.json ours.json theirs.json -o merged.json
     """
-    from segsync.state import dump_state, read_state, write_state_atomic
+    from pathlib import Path
+
+    from segsync.errors import ConfigError
+    from segsync.state import State, dump_state, read_state, write_state_atomic
     from segsync.statemerge import merge_states
 
-    merged = merge_states(read_state(base), read_state(ours), read_state(theirs))
+    for name, path in (("BASE", base), ("OURS", ours), ("THEIRS", theirs)):
+        if not Path(path).exists():
+            # Read as "no state", a missing side would delete every entry of the other.
+            raise ConfigError(f"{path}: no such file ({name}); nothing was merged")
+    for name, path in (("OURS", ours), ("THEIRS", theirs)):
+        if Path(path).stat().st_size == 0:
+            raise ConfigError(f"{path}: the {name} state is empty; nothing was merged")
+    # git gives an empty BASE when the two sides have no common state: merge from nothing.
+    start = State.empty() if Path(base).stat().st_size == 0 else read_state(base)
+    merged = merge_states(start, read_state(ours), read_state(theirs))
     target = output or ours
     write_state_atomic(target, dump_state(merged))
     click.echo(f"merged {len(merged.segments)} entries into {target} (serial {merged.serial})")

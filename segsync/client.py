@@ -7,9 +7,9 @@ raise an ``ApiError`` subclass whose message says what to do next. The token tra
 
 Retry policy (Cargo publishes none): a 429 honours ``Retry-After`` (seconds or HTTP date), otherwise
 exponential backoff with full jitter; 5xx and network errors are retried for GET, PUT, DELETE and
-the preview POST. A create is retried only when Cargo certainly did not act on it (a 429, or a
-connection that was never established); any other failure raises ``CreateOutcomeUnknown`` so the
-caller can reconcile before trying again.
+the preview POST. A create is sent again only when the connection was never established; any
+other failure, a 429 included (Cargo publishes no contract for it), raises
+``CreateOutcomeUnknown`` so the caller can reconcile before trying again.
 
 ``timeout`` bounds a whole attempt (connect, send, the complete answer), not each read: a server
 dripping its answer fails the attempt at the deadline, as a timeout. ``notify`` gets a line before

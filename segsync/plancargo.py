@@ -126,7 +126,7 @@ def against_cargo(
     duplicates = _duplicates(checked, ctx)
     if not delete_duplicates:
         return checked, duplicates
-    referenced = _referenced(checked, state)
+    referenced = _referenced(checked, state, cargo)
     left: list[Duplicate] = []
     for dup in duplicates:
         live = cargo.live.get(dup.uuid, {})
@@ -147,9 +147,15 @@ def against_cargo(
     return checked, left
 
 
-def _referenced(actions: Sequence[Action], state: State) -> dict[str, str]:
-    """uuid -> a spec id whose filter (or recorded refs) names that segment."""
+def _referenced(actions: Sequence[Action], state: State, cargo: Cargo) -> dict[str, str]:
+    """uuid -> who names that segment in a filter: a spec id (its filter, or the refs its entry
+    recorded), or a live segment in Cargo (managed or not: deleting its target breaks it)."""
     found: dict[str, str] = {}
+    for segment in sorted(cargo.live.values(), key=lambda s: str(s.get("uuid"))):
+        if segment.get("deletedAt"):
+            continue
+        for _, raw in segment_uuids(segment):
+            found.setdefault(raw, f"segment {segment.get('uuid')} ({segment.get('name')!r})")
     for spec_id, entry in sorted(state.segments.items()):
         for uuid in entry.refs.values():
             found.setdefault(uuid, spec_id)

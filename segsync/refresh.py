@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from segsync.canonical import to_wire
+from segsync.canonical import refs_of, to_wire
 from segsync.errors import ApiError, ConfigError, NetworkError, StateError
 from segsync.plan import PREVIEW_KINDS, Cargo, Plan, Preview
 from segsync.types import Payload, is_uuid4
@@ -305,9 +305,23 @@ def check_workspace(catalog: Catalog, specs: Sequence[LoadedSpec], cargo: Cargo)
     from segsync.errors import ValidationFailed
     from segsync.specs import errors_at
 
-    problems = check_columns(specs, cargo.models, catalog.models_by_uuid(), cargo.live)
-    if problems:
-        raise ValidationFailed(errors_at((p.spec, p.path, p.message) for p in problems))
+    found = [
+        (p.spec, p.path, p.message)
+        for p in check_columns(specs, cargo.models, catalog.models_by_uuid(), cargo.live)
+    ]
+    # A segment: reference names a spec on the same model, once both models are resolved.
+    by_id = {s.id: s for s in specs}
+    for spec in specs:
+        mine = cargo.models.get(spec.model_ref, {}).get("uuid")
+        for path, ref in refs_of(spec.managed):
+            target = by_id.get(ref)
+            theirs = cargo.models.get(target.model_ref, {}).get("uuid") if target else None
+            if target is not None and mine is not None and theirs != mine:
+                found.append((spec, path, f"spec '{ref}' is on model '{target.model_ref}' "
+                              f"({theirs}), not on '{spec.model_ref}' ({mine}); a segment "
+                              "condition must name a segment of the same model"))
+    if found:
+        raise ValidationFailed(errors_at(found))
 
 
 def preview(client: CargoClient, catalog: Catalog, plan: Plan, state: State) -> Plan:

@@ -314,7 +314,7 @@ def _cross_checks(parsed: list[_Parsed], invalid_ids: set[str]) -> list[SpecErro
                 continue  # that spec has errors of its own, reported already
             if target is None:
                 at(p, path, f"unknown spec id '{ref}'{did_you_mean(ref, sorted(by_id))}")
-            elif target.spec.model_ref != p.spec.model_ref:
+            elif not may_be_same_model(target.spec.model_ref, p.spec.model_ref):
                 at(p, path, f"spec '{ref}' is on model '{target.spec.model_ref}', not "
                    f"'{p.spec.model_ref}'; a segment condition must name a segment of the "
                    "same model")
@@ -438,6 +438,17 @@ def count_spec_files(directory: str | Path) -> int:
     """How many spec files ``directory`` holds, those that cannot be read included."""
     root = Path(directory)
     return len(_scan(root)[0]) if root.is_dir() else 0
+
+
+def may_be_same_model(a: str, b: str) -> bool:
+    """Whether two models as written may name the same model, offline: equal, or one a UUID
+    (only Cargo knows), or the same slug with and without its dataset (``crm.companies`` and
+    ``companies``). ``plan --refresh`` and apply compare the resolved models."""
+    if a == b or is_uuid4(a) or is_uuid4(b):
+        return True
+    if "." in a and "." in b:
+        return False
+    return a.rsplit(".", 1)[-1] == b.rsplit(".", 1)[-1]
 
 
 def known_specs(state: State, directory: str) -> dict[str, tuple[str, LoadedSpec]]:

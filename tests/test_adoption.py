@@ -623,3 +623,26 @@ def test_a_state_with_a_shared_or_invalid_uuid_is_refused_untouched(
     assert len({err for *_, err in runs}) == 1  # the same words from every command
     assert calls == NO_WRITES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segments", STATE]
+
+
+def test_a_duplicate_that_a_live_segment_references_is_not_deleted(
+    tmp_path: Path, emu: Emulator
+) -> None:
+    write_spec(tmp_path / "segments", "a.yaml", spec_text("Alpha"))
+    assert segsync(emu, "apply", "--auto-approve").exit_code == 0
+    companies = next(
+        m["uuid"] for m in emu.catalog.models if m["slug"] == "companies" and not m["deletedAt"]
+    )
+    group = {"conjonction": "and", "conditions": [
+        {"kind": "string", "columnSlug": "country", "operator": "is", "values": ["FR"]}]}
+    dup = emu.store.create({"name": "Alpha", "modelUuid": companies,
+                            "filter": {"conjonction": "and", "groups": [group]}})["uuid"]
+    ref = {"kind": "segment", "operator": "in", "segmentUuid": dup}
+    user = emu.store.create({
+        "name": "Uses the copy", "modelUuid": companies,
+        "filter": {"conjonction": "and", "groups": [{"conjonction": "and", "conditions": [ref]}]},
+    })["uuid"]
+    result = segsync(emu, "apply", "--auto-approve", "--delete-duplicates")
+    assert result.exit_code == 1  # the duplicate stays, so apply says so
+    assert f"referenced by segment {user} ('Uses the copy'): not deleted" in result.stdout
+    assert dup in live_by_name(emu)["Alpha"]

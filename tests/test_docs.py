@@ -1,4 +1,4 @@
-"""The README shows what the repository holds: the workflows users copy, in full."""
+"""The documentation shows what the repository holds: the workflows users copy, in full."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def test_there_are_workflows_to_copy() -> None:
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
-def test_each_workflow_is_shown_in_full_in_the_readme(workflow: Path) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"```yaml\n{workflow.read_text(encoding='utf-8')}```" in readme
+def test_each_workflow_is_shown_in_full_in_the_github_actions_page(workflow: Path) -> None:
+    page = (ROOT / "docs" / "github-actions.md").read_text(encoding="utf-8")
+    assert f"```yaml\n{workflow.read_text(encoding='utf-8')}```" in page
 
 
 def test_the_pre_commit_hook_runs_validate() -> None:

@@ -54,6 +54,7 @@ FLOORS: dict[str, int] = {
     "segsync.render.columns": 8,
     "segsync.manager": 11,
     "segsync.cli": 12,
+    "segsync.cli_ui": 11,
     "segsync.cli_state": 13,
     "segsync.cli_github": 13,
     "segsync.cli_workspace": 13,
