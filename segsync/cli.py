@@ -282,6 +282,18 @@ def main() -> None:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
+def text_or_json(help: str) -> Callable[[F], F]:
+    """``--format text|json`` (default text), with what each gives for this command."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
 def target_option(f: F) -> F:
     return click.option(
         "--target",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from segsync import cli as cli_module
-from segsync.cli import CONTEXT_SETTINGS, debug_option, state_option
+from segsync.cli import CONTEXT_SETTINGS, debug_option, state_option, text_or_json
 
 
 @click.group("state", context_settings=CONTEXT_SETTINGS)
@@ -23,13 +23,8 @@ def state_group() -> None:
 
 @state_group.command("list")
 @state_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a header and one line per segment; json: the same as one JSON object.",
+@text_or_json(
+    "text: a header and one line per segment; json: the same as one JSON object."
 )
 @debug_option
 def state_list(state_path: str, fmt: str) -> None:
@@ -54,13 +49,8 @@ def state_list(state_path: str, fmt: str) -> None:
 @state_group.command("show")
 @click.argument("spec_id", metavar="ID")
 @state_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: readable fields; json: the entry exactly as stored in the state file.",
+@text_or_json(
+    "text: readable fields; json: the entry exactly as stored in the state file."
 )
 @debug_option
 def state_show(spec_id: str, state_path: str, fmt: str) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import click
 
-from segsync.cli import debug_option, dir_option, env_option, http_log, project_of, state_option
+from segsync.cli import (
+    debug_option,
+    dir_option,
+    env_option,
+    http_log,
+    project_of,
+    state_option,
+    text_or_json,
+)
 
 
 @click.command("import")
@@ -100,13 +108,8 @@ def import_command(
 
 @click.command("columns")
 @click.argument("model", required=False, metavar="[MODEL]")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one table per model; json: the same as one JSON object.",
+@text_or_json(
+    "text: one table per model; json: the same as one JSON object."
 )
 @env_option
 @debug_option

@@ -26,11 +26,11 @@ from typing import Any, Final
 import httpx
 
 from segsync import __version__
-from segsync.errors import ConfigError, SegsyncError
+from segsync.errors import SegsyncError
 
 MARKER: Final = "<!-- segsync-plan"
 DEFAULT_AUTHOR: Final = "github-actions[bot]"
-#: GitHub refuses comments over 65,536 characters.
+#: GitHub refuses comments over 65,536 characters (the markdown plan stays well below).
 COMMENT_LIMIT: Final = 65_536
 
 
@@ -115,7 +115,6 @@ class Comments:
         author: str = DEFAULT_AUTHOR,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._runner = runner
         self._author = author
         self._repo = runner.get("GITHUB_REPOSITORY")
         self._http = httpx.Client(
@@ -275,10 +274,3 @@ def invalid_comment(errors: Sequence[str], *, run_url: str) -> str:
         "**The specs are invalid: no plan.** See the annotations on the changed lines, or "
         f"[the run]({run_url}).\n\n{listed}{more}\n"
     )
-
-
-def require(runner: Runner, name: str) -> str:
-    value = runner.get(name)
-    if not value:
-        raise ConfigError(f"{name} is not set: this command runs inside GitHub Actions")
-    return value

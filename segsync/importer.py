@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from segsync.canonical import canonical_managed, from_wire
 from segsync.types import Payload, is_uuid
+
+if TYPE_CHECKING:
+    from segsync.specs import LoadedSpec
 
 #: Key order of a spec file and of each mapping in it (others follow, sorted).
 _SPEC_KEYS: Final = ("id", "name", "model", "modelUuid", "filter", "sort", "limit",
@@ -179,3 +183,39 @@ def place(
 def fields_of(segment: Mapping[str, Any], uuid_to_id: Mapping[str, str]) -> Payload:
     """A live segment's managed fields as its spec holds them (references by spec id)."""
     return from_wire(canonical_managed(segment), uuid_to_id=uuid_to_id)
+
+
+def render_specs(
+    placed: Sequence[Candidate], uuid_to_id: dict[str, str]
+) -> tuple[dict[str, tuple[Candidate, bytes, LoadedSpec]], list[tuple[Candidate, str]]]:
+    """Each candidate's spec file, parsed back: ``(spec id -> (candidate, bytes, spec),
+    [(candidate, why it is skipped)])``. A spec that does not validate, does not read back the
+    same or would overwrite a file drops out, and so do references to it: they are written
+    again as raw UUIDs (``uuid_to_id`` loses the dropped ones)."""
+    from segsync.specs import parse_spec
+
+    dropped: list[tuple[Candidate, str]] = []
+    todo = list(placed)
+    while True:
+        rendered: dict[str, tuple[Candidate, bytes, LoadedSpec]] = {}
+        round_dropped: list[tuple[Candidate, str]] = []
+        for c in todo:
+            fields = fields_of(c.segment, uuid_to_id)
+            data = spec_text(fields, c.model).encode("utf-8")
+            spec, errors, _ = parse_spec(data, c.file, c.spec_id)
+            if spec is None or errors:
+                reason = errors[0].message if errors else "it does not read back"
+                round_dropped.append((c, f"its fields do not pass segsync's validation: {reason}"))
+            elif spec.managed != fields:
+                round_dropped.append((c, "its fields do not read back the same from a spec file"))
+            elif os.path.exists(c.file):
+                round_dropped.append((c, f"{c.file} exists; segsync never overwrites a file"))
+            else:
+                rendered[c.spec_id] = (c, data, spec)
+        if not round_dropped:
+            return rendered, dropped
+        dropped += round_dropped
+        for c, _ in round_dropped:
+            uuid_to_id.pop(str(c.segment["uuid"]), None)
+        gone = {c.spec_id for c, _ in round_dropped}
+        todo = [c for c in todo if c.spec_id not in gone]

@@ -357,7 +357,6 @@ def _import(
 
     from segsync import importer
     from segsync import refresh as refreshing
-    from segsync.specs import parse_spec
     from segsync.state import Entry, StateStore, read_state, utc_now
 
     if os.path.isdir(project.directory):
@@ -404,31 +403,9 @@ def _import(
     )
     uuid_to_id = {e.uuid: sid for sid, e in state.segments.items() if e.uuid}
     uuid_to_id |= {str(c.segment["uuid"]): c.spec_id for c in placed}
-    # Render every spec; one that cannot be written drops out, and so do references to it.
-    while True:
-        rendered = {}
-        dropped = []
-        for c in placed:
-            fields = importer.fields_of(c.segment, uuid_to_id)
-            data = importer.spec_text(fields, c.model).encode("utf-8")
-            spec, errors, _ = parse_spec(data, c.file, c.spec_id)
-            uuid, name = str(c.segment["uuid"]), str(c.segment.get("name"))
-            if spec is None or errors:
-                reason = errors[0].message if errors else "it does not read back"
-                dropped.append((c, f"its fields do not pass segsync's validation: {reason}"))
-            elif spec.managed != fields:
-                dropped.append((c, "its fields do not read back the same from a spec file"))
-            elif os.path.exists(c.file):
-                dropped.append((c, f"{c.file} exists; segsync never overwrites a file"))
-            else:
-                rendered[c.spec_id] = (c, data, spec)
-        if not dropped:
-            break
-        for c, why in dropped:
-            skipped.append((str(c.segment["uuid"]), str(c.segment.get("name")), why))
-            uuid_to_id.pop(str(c.segment["uuid"]), None)
-        gone = {c.spec_id for c, _ in dropped}
-        placed = [c for c in placed if c.spec_id not in gone]
+    rendered, dropped = importer.render_specs(placed, uuid_to_id)
+    for c, why in dropped:
+        skipped.append((str(c.segment["uuid"]), str(c.segment.get("name")), why))
     written: list[ImportedSegment] = []
     entries: dict[str, Entry | None] = {}
     id_to_uuid = {sid: uuid for uuid, sid in uuid_to_id.items()}

@@ -204,11 +204,6 @@ class _Model(BaseModel):
 
 # --- conditions -------------------------------------------------------------------------------
 
-NULL_OPS = ("isNull", "isNotNull")
-EMPTY_OPS = ("isEmpty", "isNotEmpty")
-STRING_VALUE_OPS = ("is", "isNot", "contains", "doesNotContain", "startsWith", "endsWith")
-COMPARE_OPS = ("is", "isNot", "greaterThan", "lowerThan")
-
 
 class _Column(_Model):
     columnSlug: NonEmptyStr

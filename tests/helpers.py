@@ -11,6 +11,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -177,11 +179,16 @@ def process_env(changes: Mapping[str, str | None]) -> dict[str, str]:
 Calls = dict[str, list[Any]]
 
 
-def record_calls(emu: Emulator, fail: Callable[[str, Any], None] | None = None) -> Calls:
+def record_calls(
+    emu: Emulator, fail: Callable[[str, Any], None] | None = None, *, lists: bool = True
+) -> Calls:
     """Record each create (its body), update ((uuid, body)), delete (uuid) and list (model uuid)
     that reaches ``emu``'s store; ``fail(op, args)`` may raise (say an emulator HttpError) to
-    refuse a create or an update. Recording again replaces the earlier recorder."""
-    calls: Calls = {"create": [], "update": [], "delete": [], "list": []}
+    refuse a create or an update. ``lists=False`` records the writes only. Recording again
+    replaces the earlier recorder."""
+    calls: Calls = {"create": [], "update": [], "delete": []}
+    if lists:
+        calls["list"] = []
     store = emu.store
     # The class's methods, so that a second recorder does not stack on the first.
     cls = type(store)
@@ -211,8 +218,30 @@ def record_calls(emu: Emulator, fail: Callable[[str, Any], None] | None = None) 
     store.create = on_create  # type: ignore[method-assign]
     store.update = on_update  # type: ignore[method-assign]
     store.delete = on_delete  # type: ignore[method-assign]
-    store.list_segments = on_list  # type: ignore[method-assign]
+    if lists:
+        store.list_segments = on_list  # type: ignore[method-assign]
     return calls
+
+
+def run_against(emu: Emulator, token: str, *args: str) -> Result:
+    """``segsync ARGS`` in this process against ``emu`` (the current folder); the token must
+    not show in its output."""
+    result = run_cli(args, env=cargo_env(emu.url, token))
+    assert token not in result.stdout and token not in result.stderr
+    return result
+
+
+def process_against(emu: Emulator, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m segsync ARGS`` as a real process against ``emu`` (no proxy variables, so
+    loopback stays direct); the token must not show in its output."""
+    changes = cargo_env(emu.url, token)
+    changes.update({k: None for k in os.environ if "proxy" in k.lower()})
+    proc = subprocess.run(
+        [sys.executable, "-m", "segsync", *args], env=process_env(changes),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert token not in proc.stdout and token not in proc.stderr
+    return proc
 
 
 # --- the command line, helpers -----------------------------------------------------------------

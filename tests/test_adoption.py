@@ -32,49 +32,22 @@ from click.testing import Result
 
 from segsync.emulator.server import Emulator
 from segsync.state import read_state
-from tests.helpers import run_cli, spec_text, write_spec
+from tests.helpers import Calls, process_against, record_calls, run_against, spec_text, write_spec
 
 TOKEN = "adopt-Secret-Token-91d4b7"
 STATE = "segsync.state.json"
 SPECS = 50
 
-Calls = dict[str, list[Any]]
-
-
-def env_for(emu: Emulator) -> dict[str, str | None]:
-    """No CARGO_/SEGSYNC_ variable but the emulator's URL and token."""
-    env: dict[str, str | None] = {
-        k: None for k in os.environ if k.startswith(("CARGO_", "SEGSYNC_"))
-    }
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1"})
-    return env
 
 
 def segsync(emu: Emulator, *args: str) -> Result:
     """Run the command line in the current folder; the token must not leak."""
-    result = run_cli(args, env=env_for(emu))
-    assert TOKEN not in result.stdout and TOKEN not in result.stderr
-    return result
+    return run_against(emu, TOKEN, *args)
 
 
 def record(emu: Emulator) -> Calls:
-    """Count the creates, updates and deletes that reach the emulator's store."""
-    calls: Calls = {"create": [], "update": [], "delete": []}
-    store = emu.store
-    cls = type(store)
-
-    def wrap(name: str) -> None:
-        original = getattr(cls, name).__get__(store)
-
-        def recorded(*args: Any) -> Any:
-            calls[name].append(args[0] if len(args) == 1 else args)
-            return original(*args)
-
-        setattr(store, name, recorded)
-
-    for name in calls:
-        wrap(name)
-    return calls
+    """The creates, updates and deletes that reach the emulator's store."""
+    return record_calls(emu, lists=False)
 
 
 NO_WRITES: Calls = {"create": [], "update": [], "delete": []}
@@ -94,19 +67,8 @@ def state_uuids(folder: Path) -> dict[str, str | None]:
 
 
 def segsync_process(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m segsync ARGS`` as a real process in the current folder. Commands refused
-    after they started reading Cargo run this way: in this process, such a refusal leaves its
-    background HTTP reads running on a closed client (a segsync bug, see the report), and their
-    unclosed sockets would surface as warnings in whatever test runs next."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CARGO_", "SEGSYNC_")) and "proxy" not in k.lower()}
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "segsync", *args], env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60,
-    )
-    assert TOKEN not in proc.stdout and TOKEN not in proc.stderr
-    return proc
+    """``python -m segsync ARGS`` as a real process in the current folder."""
+    return process_against(emu, TOKEN, *args)
 
 
 def bulk_spec(i: int, limit: int | None = None) -> str:

@@ -12,10 +12,8 @@ never imported.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,66 +24,36 @@ from click.testing import Result
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import PLAY_SEGMENT_NAME, WORKFLOW_SEGMENT_NAME
 from segsync.state import read_state
-from tests.helpers import EXAMPLES, run_cli, spec_text, write_spec
+from tests.helpers import (
+    EXAMPLES,
+    Calls,
+    process_against,
+    record_calls,
+    run_against,
+    spec_text,
+    write_spec,
+)
 
 # A token no output may ever contain; every run below checks it.
 TOKEN = "import-Secret-Token-5c2e8a"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 STATE = "segsync.state.json"
 
-Calls = dict[str, list[Any]]
-
-
-def env_for(emu: Emulator) -> dict[str, str | None]:
-    """No CARGO_/SEGSYNC_ variable but the emulator's URL and token."""
-    env: dict[str, str | None] = {
-        k: None for k in os.environ if k.startswith(("CARGO_", "SEGSYNC_"))
-    }
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1"})
-    return env
 
 
 def segsync(emu: Emulator, *args: str) -> Result:
     """Run the command line in the current folder; the token must not leak."""
-    result = run_cli(args, env=env_for(emu))
-    assert TOKEN not in result.stdout and TOKEN not in result.stderr
-    return result
+    return run_against(emu, TOKEN, *args)
 
 
 def record(emu: Emulator) -> Calls:
-    """Count the creates, updates and deletes that reach the emulator's store."""
-    calls: Calls = {"create": [], "update": [], "delete": []}
-    store = emu.store
-    cls = type(store)
-
-    def wrap(name: str) -> None:
-        original = getattr(cls, name).__get__(store)
-
-        def recorded(*args: Any) -> Any:
-            calls[name].append(args[0] if len(args) == 1 else args)
-            return original(*args)
-
-        setattr(store, name, recorded)
-
-    for name in calls:
-        wrap(name)
-    return calls
+    """The creates, updates and deletes that reach the emulator's store."""
+    return record_calls(emu, lists=False)
 
 
 def segsync_process(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m segsync ARGS`` as a real process in the current folder. Commands refused
-    after they started reading Cargo run this way: in this process, such a refusal leaves its
-    background HTTP reads running on a closed client (a segsync bug, see the report), and their
-    unclosed sockets would surface as warnings in whatever test runs next."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CARGO_", "SEGSYNC_")) and "proxy" not in k.lower()}
-    env.update({"CARGO_API_URL": emu.url, "CARGO_API_TOKEN": TOKEN, "NO_COLOR": "1"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "segsync", *args], env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=60,
-    )
-    assert TOKEN not in proc.stdout and TOKEN not in proc.stderr
-    return proc
+    """``python -m segsync ARGS`` as a real process in the current folder."""
+    return process_against(emu, TOKEN, *args)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ FLOORS: dict[str, int] = {
     "segsync.canonical": 1,
     "segsync.state": 1,
     "segsync.spec": 2,
-    "segsync.importer": 2,
+    "segsync.importer": 5,
     "segsync.lock": 2,
     "segsync.statemerge": 2,
     "segsync.specerrors": 3,
