@@ -66,6 +66,8 @@ def _codes(chars: set[str]) -> str:
 
 
 def _name_warnings(name: str) -> list[str]:
+    if name.isprintable() and name == name.strip():
+        return []  # control, bidirectional and zero-width characters are all unprintable
     found: list[str] = []
     if name != name.strip():
         found.append(
@@ -128,11 +130,16 @@ def spec_warnings(spec: LoadedSpec) -> list[SpecWarning]:
     name = spec.managed.get("name")
     if isinstance(name, str):
         found.extend(SpecWarning(spec, ("name",), m) for m in _name_warnings(name))
-    seen: dict[tuple[Any, ...], Path] = {}  # (group path, canonical condition) -> first path
+    # Conditions that could be equal (same group, kind, column and operator), in document
+    # order: whole conditions are compared only among those (most have none).
+    alike: dict[tuple[Any, ...], list[tuple[Path, dict[str, Any]]]] = {}
     for path, cond in conditions(spec.managed.get("filter")):
         if len(path) == _GROUP_CONDITION_LENGTH:
-            key = (path[:-1], dumps_compact(cond))
-            first = seen.setdefault(key, path)
+            rough = (path[:-1], *(str(cond.get(k)) for k in ("kind", "columnSlug", "operator")))
+            earlier = alike.setdefault(rough, [])
+            text = dumps_compact(cond) if earlier else ""
+            first = next((p for p, c in earlier if dumps_compact(c) == text), path)
+            earlier.append((path, cond))
             if first != path:
                 found.append(SpecWarning(spec, path, (
                     f"this condition repeats {dotted(first)} of the same group: it changes "

@@ -122,12 +122,27 @@ class State(_Model):
 _CONFLICT_MARKER = re.compile(r"^(?:<<<<<<< |>>>>>>> |=======$)", re.MULTILINE)
 
 
+def _check_conflict(text: str, shown: str) -> None:
+    """StateError when ``text`` holds git's merge-conflict markers. They never make valid
+    JSON, so they are looked for only once parsing failed (a search of the whole text)."""
+    conflict = _CONFLICT_MARKER.search(text)
+    if conflict is not None:
+        raise StateError(
+            "the state file holds git merge-conflict markers; resolve the conflict so that "
+            "the file is valid JSON (keep each segment's entry from the side that applied it)",
+            path=shown,
+            line=text.count("\n", 0, conflict.start()) + 1,
+        )
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # the slow search only when there is a duplicate
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -202,20 +217,12 @@ def _read_state(path: str | Path) -> State:
             path=shown,
         ) from exc
 
-    conflict = _CONFLICT_MARKER.search(text)
-    if conflict is not None:
-        raise StateError(
-            "the state file holds git merge-conflict markers; resolve the conflict so that "
-            "the file is valid JSON (keep each segment's entry from the side that applied it)",
-            path=shown,
-            line=text.count("\n", 0, conflict.start()) + 1,
-        )
-
     try:
         data = json.loads(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
+        _check_conflict(text, shown)
         raise StateError(
             f"the state file is not valid JSON ({exc.msg}); " + hint,
             path=shown,
@@ -223,6 +230,7 @@ def _read_state(path: str | Path) -> State:
             column=exc.colno,
         ) from exc
     except ValueError as exc:
+        _check_conflict(text, shown)
         raise StateError(f"the state file is not valid JSON ({exc}); " + hint, path=shown) from exc
     except RecursionError:  # arrays or objects nested about 1,000 levels deep
         raise StateError(

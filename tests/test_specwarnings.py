@@ -211,3 +211,16 @@ def test_warnings_come_name_first_then_in_document_order(tmp_path: Path) -> None
     assert all(isinstance(w, SpecWarning) for w in found)
     with pytest.raises(dataclasses.FrozenInstanceError):
         found[0].message = "changed"  # type: ignore[misc]
+
+
+def test_every_character_warned_about_is_unprintable() -> None:
+    """A printable name without outer spaces is not inspected further: that is only right
+    while every control, bidirectional and zero-width character is unprintable."""
+    import sys
+    import unicodedata
+
+    from segsync.specwarnings import BIDI_CONTROLS, ZERO_WIDTH
+
+    controls = {chr(c) for c in range(sys.maxunicode + 1)
+                if unicodedata.category(chr(c)) == "Cc"}
+    assert all(not ch.isprintable() for ch in BIDI_CONTROLS | ZERO_WIDTH | controls)
