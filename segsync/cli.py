@@ -40,6 +40,8 @@ class SegsyncGroup(click.Group):
     github_errors = False
     #: The environment chosen with ``--env`` / ``SEGSYNC_ENV`` (see ``config.py``).
     environment: Environment | None = None
+    #: ``--jobs`` / ``SEGSYNC_JOBS``: processes that parse spec files (None: automatic).
+    jobs: int | None = None
     #: The signal that stopped the run (``SIGTERM``), when one did.
     stopped_by: str | None = None
 
@@ -66,7 +68,7 @@ class SegsyncGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         SegsyncGroup.debug = SegsyncGroup.github_errors = False
-        SegsyncGroup.environment = None
+        SegsyncGroup.environment = SegsyncGroup.jobs = None
         SegsyncGroup.stopped_by = None
         _stop_on_sigterm()
         try:
@@ -171,13 +173,34 @@ def http_log() -> Log | None:
 
 
 def dir_option(f: F) -> F:
-    return click.option(
+    return jobs_option(click.option(
         "--dir",
         "directory",
         default="segments",
         show_default=True,
         type=click.Path(file_okay=False),
         help="Folder holding the segment specs (*.yaml, *.yml, searched recursively).",
+    )(f))
+
+
+def _set_jobs(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None:
+        SegsyncGroup.jobs = value
+    return value
+
+
+def jobs_option(f: F) -> F:
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        envvar="SEGSYNC_JOBS",
+        default=None,
+        metavar="N",
+        expose_value=False,
+        callback=_set_jobs,
+        help="Parse spec files in N processes ($SEGSYNC_JOBS); 1 parses them in this one. "
+        "Default: one per core, when there are enough files to gain from it.",
     )(f)
 
 
@@ -228,7 +251,7 @@ def state_option(f: F) -> F:
 def _offline(directory: str, state_path: str) -> Project:
     from segsync.manager import Project
 
-    return Project(directory, state_path)
+    return Project(directory, state_path, jobs=SegsyncGroup.jobs)
 
 
 def project_of(directory: str, state_path: str) -> Project:
@@ -237,12 +260,12 @@ def project_of(directory: str, state_path: str) -> Project:
 
     env = SegsyncGroup.environment
     if env is None:
-        return Project(directory, state_path, notify=_notify)
+        return Project(directory, state_path, notify=_notify, jobs=SegsyncGroup.jobs)
     token = os.environ.get(env.token_env, "").strip()
     return Project(
         directory, state_path, api_url=env.api_url, token=token,
         token_help=f"{env.token_env} is not set: it holds the token of environment "
-        f"{env.name!r} ({env.source})", notify=_notify,
+        f"{env.name!r} ({env.source})", notify=_notify, jobs=SegsyncGroup.jobs,
     )
 
 
@@ -254,6 +277,7 @@ def _notify(line: str) -> None:
 @click.group(cls=SegsyncGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="segsync", message="%(prog)s %(version)s")
 @env_option
+@jobs_option
 @debug_option
 def cli() -> None:
     """Cargo segments as code: validate, plan and apply YAML segment specs.

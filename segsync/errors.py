@@ -17,6 +17,7 @@ SegsyncError                 base: a message, an optional place (path, line, col
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class SegsyncError(Exception):
@@ -38,6 +39,10 @@ class SegsyncError(Exception):
         self.line = line
         self.column = column
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword arguments are not in ``args``: pickle (a parsing worker's errors) them too.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
     @property
     def place(self) -> str:
         """``path:line:col`` (as much of it as is known), or ``""``."""
@@ -52,6 +57,13 @@ class SegsyncError(Exception):
 
     def __str__(self) -> str:
         return f"{self.place}: {self.message}" if self.place else self.message
+
+
+def _rebuild(cls: type[SegsyncError], message: str, attributes: dict[str, Any]) -> SegsyncError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class SpecError(SegsyncError):

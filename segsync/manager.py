@@ -38,6 +38,7 @@ class Project:
     token: str | None = None
     token_help: str | None = None  # the error when ``token`` is empty (an environment's)
     notify: Log | None = None  # lines while waiting for or retrying Cargo (stderr)
+    jobs: int | None = None  # processes that parse spec files (None: automatic)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def load(project: Project) -> tuple[State, list[LoadedSpec]]:
     from segsync.state import read_state
 
     state = read_state(project.state_path)
-    specs = load_specs(project.directory, known=known_specs(state, project.directory))
+    specs = load_specs(
+        project.directory, known=known_specs(state, project.directory), jobs=project.jobs
+    )
     return state, specs
 
 
@@ -80,7 +83,7 @@ def validate_project(
     workspace (one read of the models, one list call per model)."""
     from segsync.specs import count_spec_files, load_specs
 
-    specs = load_specs(project.directory)
+    specs = load_specs(project.directory, jobs=project.jobs)
     total = count_spec_files(project.directory)
     if remote:
         from segsync import refresh as refreshing

@@ -82,6 +82,17 @@ class LoadedSpec:
 class _Parsed:
     spec: LoadedSpec
     doc: Document | None  # None: a known spec, not parsed (see load_specs)
+    #: ``(path of a segment value, spec id it references)`` in document order (parsed only)
+    refs: tuple[tuple[FieldPath, str], ...] = ()
+
+
+class _Outcome(NamedTuple):
+    """What parsing one file gave: a spec with its places, or errors (and the id the file
+    claims, so that references to it are not reported a second time)."""
+
+    parsed: _Parsed | None
+    errors: list[SpecError]
+    invalid_id: str | None
 
 
 #: A spec is a few kilobytes: a bigger file is an error, and is not read.
@@ -283,7 +294,7 @@ def _ref_marks(p: _Parsed) -> Iterator[tuple[str, FieldPath]]:
     if p.doc is None:
         yield from ((ref, ()) for ref in p.spec.refs)
         return
-    for path, ref in refs_of(p.doc.value):
+    for path, ref in p.refs:
         yield ref, path
 
 
@@ -364,13 +375,19 @@ def _cycles(parsed: list[_Parsed], by_id: Mapping[str, _Parsed]) -> list[SpecErr
 Known = Mapping[str, tuple[str, LoadedSpec]]
 
 
-def load_specs(directory: str | Path, *, known: Known | None = None) -> list[LoadedSpec]:
+def load_specs(
+    directory: str | Path, *, known: Known | None = None, jobs: int | None = None
+) -> list[LoadedSpec]:
     """Every spec below ``directory``, sorted by id; raises ValidationFailed with all errors.
 
     A file listed in ``known`` whose bytes have the sha256 given there is not parsed again:
     its spec is taken as known (``plan`` passes the specs the state recorded at the last apply,
     which makes planning many unchanged specs cost little more than reading them). Cross-file
     checks always run; when they fail, every file is parsed again to give exact places.
+
+    The files to parse are shared among ``jobs`` processes (see ``segsync.parallel``;
+    None: as many as there are cores, when there are enough files to repay starting them;
+    1: none). Results and errors are the same, in the same order, either way.
     """
     # Loading allocates many objects and frees none in cycles: the cyclic collector would only
     # rescan the growing heap again and again (a third of the time for 10,000 specs).
@@ -378,25 +395,45 @@ def load_specs(directory: str | Path, *, known: Known | None = None) -> list[Loa
     gc.disable()
     try:
         try:
-            return _load_specs(Path(directory), known or {})
+            return _load_specs(Path(directory), known or {}, jobs)
         except ValidationFailed:
             if not known:
                 raise
-            return _load_specs(Path(directory), {})
+            return _load_specs(Path(directory), {}, jobs)
     finally:
         if enabled:
             gc.enable()
 
 
-def _load_specs(root: Path, known: Known) -> list[LoadedSpec]:
+def parse_file(data: bytes, display: str, default_id: str) -> _Outcome:
+    """Parse one spec file's bytes and keep the places later checks may ask for (the node
+    tree is dropped: thousands of them would make loading slow)."""
+    spec, errors, doc = parse_spec(data, display, default_id)
+    if spec is not None and doc is not None:
+        refs = tuple(refs_of(doc.value)) if spec.refs else ()
+        doc.keep_marks([(("id",), True), (("name",), False),
+                        *((path, False) for path, _ in refs)])
+        doc.value = None  # not needed any more; not sent back by a worker
+        return _Outcome(_Parsed(spec, doc, refs), errors, None)
+    if doc is not None:
+        raw_id = doc.value.get("id")
+        return _Outcome(None, errors, raw_id if isinstance(raw_id, str) else default_id)
+    return _Outcome(None, errors, default_id)
+
+
+def _load_specs(root: Path, known: Known, jobs: int | None) -> list[LoadedSpec]:
+    from segsync.parallel import run_all
+
     if not root.is_dir():
         raise ConfigError(f"{root.as_posix()}: no such folder (give the specs folder with --dir)")
     errors: list[SpecError] = []
-    parsed: list[_Parsed] = []
     invalid_ids: set[str] = set()
     base = _display_base(root)
     files, others = _scan(root)
     errors.extend(SpecError(e.problem or "", path=(base + e.rel) or ".") for e in others)
+    # Every file in order: its outcome, or (for those to parse) its place in ``todo``.
+    slots: list[_Outcome | int] = []
+    todo: list[tuple[bytes, str, str]] = []
     for entry in files:
         display = base + entry.rel
         default_id = entry.rel.rsplit(".", 1)[0]
@@ -409,25 +446,23 @@ def _load_specs(root: Path, known: Known) -> list[LoadedSpec]:
             except OSError as exc:
                 problem = f"cannot read the file: {exc.strerror}"
         if problem is not None:
-            errors.append(SpecError(problem, path=display))
-            invalid_ids.add(default_id)
+            slots.append(_Outcome(None, [SpecError(problem, path=display)], default_id))
             continue
         cached = known.get(display)
         if cached is not None and cached[0] == hashlib.sha256(data).hexdigest():
-            parsed.append(_Parsed(cached[1], None))
+            slots.append(_Outcome(_Parsed(cached[1], None), [], None))
             continue
-        spec, errs, doc = parse_spec(data, display, default_id)
-        errors.extend(errs)
-        if spec is not None and doc is not None:
-            refs = list(refs_of(doc.value)) if spec.refs else []
-            doc.keep_marks([(("id",), True), (("name",), False),
-                            *((path, False) for path, _ in refs)])
-            parsed.append(_Parsed(spec, doc))
-        elif doc is not None:
-            raw_id = doc.value.get("id")
-            invalid_ids.add(raw_id if isinstance(raw_id, str) else default_id)
-        else:
-            invalid_ids.add(default_id)
+        slots.append(len(todo))
+        todo.append((data, display, default_id))
+    outcomes = run_all(parse_file, todo, jobs, preload=__name__)
+    parsed: list[_Parsed] = []
+    for slot in slots:
+        outcome = outcomes[slot] if isinstance(slot, int) else slot
+        errors.extend(outcome.errors)
+        if outcome.parsed is not None:
+            parsed.append(outcome.parsed)
+        if outcome.invalid_id is not None:
+            invalid_ids.add(outcome.invalid_id)
     errors.extend(_cross_checks(parsed, invalid_ids))
     if errors:
         raise ValidationFailed(errors)

@@ -20,6 +20,7 @@ FLOORS: dict[str, int] = {
     "segsync.errors": 0,
     "segsync.diff": 0,
     "segsync.fsutil": 0,
+    "segsync.parallel": 0,
     "segsync.yamlfile": 1,
     "segsync.canonical": 1,
     "segsync.state": 1,
