@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import functools
 import gc
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
-from multiprocessing import get_all_start_methods
 from typing import Any, TypeVar
 
 R = TypeVar("R")
@@ -47,6 +45,12 @@ def workers_for(files: int, jobs: int | None) -> int:
     if jobs is None:
         return min(cpu_count(), files // (THRESHOLD // 2)) if files >= THRESHOLD else 1
     return max(1, min(jobs, files)) if files >= MINIMUM else 1
+
+
+def get_all_start_methods() -> list[str]:
+    import multiprocessing  # only when workers are wanted
+
+    return multiprocessing.get_all_start_methods()
 
 
 def _start_method() -> str:
@@ -81,6 +85,7 @@ def _in_workers(
     fn: Callable[..., R], items: Sequence[tuple[Any, ...]], workers: int, preload: str
 ) -> list[R] | None:
     """``items`` done by ``workers`` processes; None when they could not be started."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from segsync.errors import SegsyncError, SpecError, SpecWarning
-from segsync.render.machine import github_annotation
 
 
 def error_line(exc: SegsyncError | str) -> str:
@@ -25,6 +24,8 @@ def spec_error_lines(errors: Sequence[SpecError], fmt: str = "text") -> list[str
     workflow ``::error`` annotation on that line."""
     if fmt != "github":
         return [f"warning: {e}" if isinstance(e, SpecWarning) else str(e) for e in errors]
+    from segsync.render.machine import github_annotation  # (it imports the plan's types)
+
     return [
         github_annotation(
             "warning" if isinstance(e, SpecWarning) else "error",
@@ -60,6 +61,8 @@ def validation_report(
         return json.dumps(report, indent=2, sort_keys=True) + "\n"
     lines = spec_error_lines(sorted([*errors, *warnings], key=SpecError.sort_key), fmt)
     if fmt == "github":
+        from segsync.render.machine import github_annotation
+
         lines.append(github_annotation("notice", summary, title="segsync validate"))
     else:
         lines.append(summary)
