@@ -135,8 +135,11 @@ def spec_warnings(spec: LoadedSpec) -> list[SpecWarning]:
     alike: dict[tuple[Any, ...], list[tuple[Path, dict[str, Any]]]] = {}
     for path, cond in conditions(spec.managed.get("filter")):
         if len(path) == _GROUP_CONDITION_LENGTH:
-            rough = (path[:-1], *(str(cond.get(k)) for k in ("kind", "columnSlug", "operator")))
-            earlier = alike.setdefault(rough, [])
+            rough = (path[:-1], cond.get("kind"), cond.get("columnSlug"), cond.get("operator"))
+            try:
+                earlier = alike.setdefault(rough, [])
+            except TypeError:  # a list where a name belongs (an entry from a state file)
+                earlier = alike.setdefault(tuple(map(repr, rough)), [])
             text = dumps_compact(cond) if earlier else ""
             first = next((p for p, c in earlier if dumps_compact(c) == text), path)
             earlier.append((path, cond))

@@ -224,3 +224,21 @@ def test_every_character_warned_about_is_unprintable() -> None:
     controls = {chr(c) for c in range(sys.maxunicode + 1)
                 if unicodedata.category(chr(c)) == "Cc"}
     assert all(not ch.isprintable() for ch in BIDI_CONTROLS | ZERO_WIDTH | controls)
+
+
+def test_a_condition_with_a_list_for_its_column_is_compared_too() -> None:
+    """An applied entry of a state file is not validated like a spec: odd values in it do
+    not stop the repeated-condition check."""
+    from segsync.specs import LoadedSpec
+    from segsync.specwarnings import spec_warnings
+
+    odd = {"kind": "string", "columnSlug": ["a"], "operator": "is", "values": ["x"]}
+    spec = LoadedSpec(
+        id="odd", explicit_id=False, file="segments/odd.yaml", model="companies",
+        model_uuid=None, digest="", refs=(), protect=False, file_sha256="",
+        managed={"name": "Odd", "filter": {"conjonction": "and", "groups": [
+            {"conjonction": "and", "conditions": [odd, dict(odd)]}]}},
+    )
+    [warning] = spec_warnings(spec)
+    assert warning.path == ("filter", "groups", 0, "conditions", 1)
+    assert "repeats filter.groups[0].conditions[0]" in warning.message
