@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -18,7 +19,9 @@ def _text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in PAGES)
 
 
-def _walk(command: click.Command, path: list[str], ctx: click.Context):
+def _walk(
+    command: click.Command, path: list[str], ctx: click.Context
+) -> Iterator[tuple[list[str], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
