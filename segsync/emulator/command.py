@@ -41,8 +41,9 @@ RATE = click.FloatRange(0.0, 1.0)
     "data_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Keep the segments in this JSON file (written after every change), "
-    "so successive runs see the same workspace.",
+    help="Keep the segments in this JSON file, so successive runs see the same workspace. "
+    "Each change is appended to FILE.log before it is answered, and folded into FILE when "
+    "the emulator stops (or, after a kill, when it starts again).",
 )
 @click.option(
     "--workspace",

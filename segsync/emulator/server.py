@@ -498,7 +498,7 @@ class Emulator:
         self._server.shutdown()
 
     def stop(self) -> None:
-        """Stop serving, close open connections and release the port."""
+        """Stop serving, close open connections, release the port and fold the change log."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -519,6 +519,7 @@ class Emulator:
     def _close(self) -> None:
         self._server.close_connections()
         self._server.server_close()
+        self.store.close()  # with --data: the change log is folded into the data file
 
     def authorized(self, header: str | None) -> bool:
         if not header:

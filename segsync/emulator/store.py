@@ -2,17 +2,20 @@
 
 Every public method takes the lock, so concurrent requests see and leave a consistent store.
 Methods return JSON-able payloads (without the response wrapper) or raise :class:`HttpError`.
-With a data file, the segments are written atomically after every change.
+With a data file, every change is on disk before it is answered (see :mod:`.persist`).
+
+Segments are indexed by model, live or not, so that listing a model's segments and counting them
+take time in proportion to the answer, not to every segment held. Index orders are creation
+orders, the order of the list endpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import uuid as uuidlib
 from collections.abc import Mapping
@@ -21,18 +24,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from segsync.emulator import persist
 from segsync.emulator.data import FIXTURE_TIME, Catalog
-from segsync.emulator.errors import EmulatorError
 from segsync.emulator.evaluate import select
+from segsync.emulator.fixtures import FIXTURES, last_change
+from segsync.emulator.fixtures import PLAY_SEGMENT_NAME as PLAY_SEGMENT_NAME
+from segsync.emulator.fixtures import WORKFLOW_SEGMENT_NAME as WORKFLOW_SEGMENT_NAME
 from segsync.emulator.validate import MODEL_NOT_FOUND, SEGMENT_KEYS, BodyChecker, Op
 
-DATA_FORMAT = "segsync-emulator-data"
-DATA_VERSION = 1
 DEFAULT_FETCHING_LIMIT = 100
-
-PLAY_SEGMENT_NAME = "GENERATED_PLAY_SEGMENT"
-WORKFLOW_SEGMENT_NAME = "[fixture] Churn-risk customers (linked to a workflow)"
-
+# The change log is folded into the data file once it holds more lines than this, and more than
+# twice the segments held: the fold's cost, in proportion to the segments, is spread over as many
+# changes.
+FOLD_MIN_LINES = 1000
 
 
 class HttpError(Exception):
@@ -134,155 +138,119 @@ class Store:
         self.options = options or StoreOptions()
         self._lock = threading.RLock()
         self._segments: dict[str, StoredSegment] = {}
+        # uuid -> None dicts, in creation order: the live segments, and by model all or live
+        self._live: dict[str, None] = {}
+        self._by_model: dict[str, dict[str, None]] = {}
+        self._live_by_model: dict[str, dict[str, None]] = {}
         self._slugs: set[str] = set()
+        self._slug_next: dict[str, int] = {}  # base -> n: base_2 .. base_{n-1} are all taken
         self._cache: dict[str, frozenset[str]] = {}
         self.checker = BodyChecker(catalog, segment_model=self._live_model, lax=self.options.lax)
         path = self.options.data_path
+        self._log = persist.ChangeLog(path) if path is not None else None
         if path is not None and path.exists():
             self._load(path)
         else:
             if self.options.fixtures:
                 self._add_fixtures()
             if path is not None:
-                self._save()
+                # a log without its data file belongs to a workspace that was thrown away
+                persist.log_path(path).unlink(missing_ok=True)
+                self._write_data()
+        self._reindex()
 
     # ------------------------------------------------------------------ persistence
 
     def _load(self, path: Path) -> None:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EmulatorError(f"cannot read emulator data file: {exc}", path=str(path)) from exc
-        if not isinstance(raw, dict) or raw.get("format") != DATA_FORMAT:
-            raise EmulatorError("not a segsync emulator data file", path=str(path))
-        if raw.get("version") != DATA_VERSION:
-            raise EmulatorError(
-                f"unsupported emulator data version {raw.get('version')!r}", path=str(path)
-            )
-        if raw.get("workspace") != self.catalog.workspace_name:
-            raise EmulatorError(
-                f"this data file belongs to workspace {raw.get('workspace')!r}, "
-                f"not {self.catalog.workspace_name!r} (use --workspace to match it)",
-                path=str(path),
-            )
-        entries = raw.get("segments")
-        if not isinstance(entries, list):
-            raise EmulatorError("emulator data file has no segment list", path=str(path))
-        for entry in entries:
-            data = entry.get("segment") if isinstance(entry, dict) else None
-            if not isinstance(data, dict) or not all(
-                k in data for k in SEGMENT_KEYS if k != "recordsCount"
-            ):
-                raise EmulatorError("emulator data file holds a malformed segment", path=str(path))
-            self._segments[data["uuid"]] = StoredSegment(data, bool(entry.get("linkedToWorkflow")))
-            self._slugs.add(data["slug"])
-
-    def _save(self) -> None:
-        path = self.options.data_path
-        if path is None:
+        for data, linked in persist.read_data(path, self.catalog.workspace_name):
+            self._put(data, linked)
+        changes = persist.read_log(persist.log_path(path))
+        if changes is None or self._log is None:
             return
-        payload = {
-            "format": DATA_FORMAT,
-            "version": DATA_VERSION,
-            "workspace": self.catalog.workspace_name,
-            "segments": [
-                {"segment": s.data, "linkedToWorkflow": s.linked_to_workflow}
-                for s in self._segments.values()
-            ],
-        }
-        text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # the log of an emulator that did not stop cleanly: fold it in
+        for data, linked in changes:
+            self._put(data, linked)
+        if changes:
+            self._write_data()
+        self._log.remove()
+
+    def _put(self, data: dict[str, Any], linked: bool) -> None:
+        seg = self._segments.get(data["uuid"])
+        if seg is None:
+            self._segments[data["uuid"]] = StoredSegment(data, linked)
+        else:
+            seg.data, seg.linked_to_workflow = data, linked
+        self._slugs.add(data["slug"])
+
+    def _reindex(self) -> None:
+        self._live.clear()
+        self._by_model.clear()
+        self._live_by_model.clear()
+        for seg in self._segments.values():
+            self._index(seg)
+
+    def _index(self, seg: StoredSegment) -> None:
+        seg_uuid, model_uuid = seg.data["uuid"], seg.data["modelUuid"]
+        self._by_model.setdefault(model_uuid, {})[seg_uuid] = None
+        if seg.live:
+            self._live[seg_uuid] = None
+            self._live_by_model.setdefault(model_uuid, {})[seg_uuid] = None
+
+    def _write_data(self) -> None:
+        """Write every segment to the data file at once."""
+        if self.options.data_path is None:
+            return
+        text = persist.encode(self.catalog.workspace_name, self.entries())
+        persist.write_atomic(self.options.data_path, text)
+
+    def _record(self, data: dict[str, Any], linked: bool) -> None:
+        """Put a change on disk, before it is made in memory (a failed write changes nothing).
+
+        Once it is made, :meth:`_after_change` folds a log grown long enough.
+        """
+        if self._log is not None:
+            self._log.append(persist.entry(data, linked))
+
+    def _after_change(self) -> None:
+        if self._log is not None and self._log.lines > max(FOLD_MIN_LINES, 2 * len(self._segments)):
+            # the change is on disk already: a fold that fails is tried again on the next one
+            with contextlib.suppress(OSError):
+                self._fold()
+
+    def _fold(self) -> None:
+        if self._log is not None:
+            self._write_data()
+            self._log.remove()
+
+    def close(self) -> None:
+        """Fold the change log into the data file (a clean stop); the store stays usable."""
+        with self._lock:
+            if self._log is not None and self._log.lines:
+                self._fold()
 
     # ------------------------------------------------------------------ fixtures
 
     def _add_fixtures(self) -> None:
         companies = next(m for m in self.catalog.model_info.values() if m.slug == "companies")
-        play_uuid = self.catalog.fixture_segment_uuid("play")
-        workflow_uuid = self.catalog.fixture_segment_uuid("workflow")
-
-        def change(key: str, total: int) -> dict[str, Any]:
-            return {
-                "uuid": self.catalog.fixture_segment_uuid(f"change-{key}"),
-                "slug": f"change_{key}_1",
-                "totalRecordsCount": total,
-                "updatedRecordsCount": 0,
-                "removedRecordsCount": 0,
-                "addedRecordsCount": total,
-                "unchangedRecordsCount": 0,
-                "createdAt": FIXTURE_TIME,
-            }
-
-        fixtures = (
-            (
-                play_uuid,
-                PLAY_SEGMENT_NAME,
-                True,
-                {
-                    "conjonction": "and",
-                    "groups": [
-                        {
-                            "conjonction": "and",
-                            "conditions": [
-                                {
-                                    "kind": "string",
-                                    "columnSlug": "stage",
-                                    "operator": "is",
-                                    "values": ["opportunity"],
-                                }
-                            ],
-                        }
-                    ],
-                },
-                None,
-                "play",
-            ),
-            (
-                workflow_uuid,
-                WORKFLOW_SEGMENT_NAME,
-                False,
-                {
-                    "conjonction": "and",
-                    "groups": [
-                        {
-                            "conjonction": "and",
-                            "conditions": [
-                                {
-                                    "kind": "boolean",
-                                    "columnSlug": "is_customer",
-                                    "operator": "isTrue",
-                                },
-                                {
-                                    "kind": "date",
-                                    "columnSlug": "last_activity_at",
-                                    "operator": "lowerThan",
-                                    "value": "2024-06-01",
-                                },
-                            ],
-                        }
-                    ],
-                },
-                ["stage"],
-                "workflow",
-            ),
-        )
-        for seg_uuid, name, from_play, flt, tracking, key in fixtures:
+        for fixture in FIXTURES:
+            seg_uuid = self.catalog.fixture_segment_uuid(fixture.key)
             data = self._new_data(
-                seg_uuid, companies.uuid, name, flt, None, None, tracking, None, FIXTURE_TIME
+                seg_uuid,
+                companies.uuid,
+                fixture.name,
+                fixture.filter,
+                None,
+                None,
+                fixture.tracking,
+                None,
+                FIXTURE_TIME,
             )
-            data["fromPlay"] = from_play
+            data["fromPlay"] = fixture.from_play
             data["syncedAt"] = FIXTURE_TIME
             self._segments[seg_uuid] = StoredSegment(data, linked_to_workflow=True)
-            data["lastChange"] = change(key, len(self._members(seg_uuid)))
+            data["lastChange"] = last_change(
+                self.catalog, fixture.key, len(self._members(seg_uuid))
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -299,9 +267,13 @@ class Store:
         created_at: str,
     ) -> dict[str, Any]:
         base = slug_base(name)
-        slug, n = base, 2
-        while slug in self._slugs:
-            slug, n = f"{base}_{n}", n + 1
+        slug = base
+        if slug in self._slugs:
+            n = self._slug_next.get(base, 2)
+            while f"{base}_{n}" in self._slugs:
+                n += 1
+            slug = f"{base}_{n}"
+            self._slug_next[base] = n + 1
         self._slugs.add(slug)
         return {
             "uuid": seg_uuid,
@@ -443,18 +415,21 @@ class Store:
                 now_iso(),
             )
             seg = StoredSegment(data)
+            self._record(data, seg.linked_to_workflow)
             self._segments[data["uuid"]] = seg
-            self._save()
+            self._index(seg)
+            self._after_change()
             return self._view(seg, fresh=True)
 
     def list_segments(self, model_uuid: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [
-                self._view(seg)
-                for seg in self._segments.values()
-                if (seg.live or self.options.list_removed)
-                and (model_uuid is None or seg.data["modelUuid"] == model_uuid)
-            ]
+            uuids: Mapping[str, Any]
+            if model_uuid is None:
+                uuids = self._segments if self.options.list_removed else self._live
+            else:
+                index = self._by_model if self.options.list_removed else self._live_by_model
+                uuids = index.get(model_uuid, {})
+            return [self._view(self._segments[seg_uuid]) for seg_uuid in uuids]
 
     def get(self, seg_uuid: str) -> dict[str, Any]:
         with self._lock:
@@ -489,8 +464,9 @@ class Store:
             if "filter" in body:
                 data["filter"] = self._stored_filter(body["filter"])
             data["updatedAt"] = now_iso()
+            self._record(data, seg.linked_to_workflow)
             seg.data = data
-            self._save()
+            self._after_change()
             return self._view(seg)
 
     def delete(self, seg_uuid: str) -> dict[str, Any]:
@@ -509,8 +485,12 @@ class Store:
                     "segmentLinkedToWorkflow",
                 )
             stamp = now_iso()
-            seg.data = {**seg.data, "deletedAt": stamp, "updatedAt": stamp}
-            self._save()
+            data = {**seg.data, "deletedAt": stamp, "updatedAt": stamp}
+            self._record(data, seg.linked_to_workflow)
+            seg.data = data
+            del self._live[seg_uuid]
+            del self._live_by_model[data["modelUuid"]][seg_uuid]
+            self._after_change()
             return {}
 
     def fetch(self, body: Any) -> dict[str, Any]:
@@ -558,9 +538,7 @@ class Store:
 
     def _model_view(self, model: Mapping[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(dict(model))
-        out["segmentsCount"] = sum(
-            1 for s in self._segments.values() if s.live and s.data["modelUuid"] == model["uuid"]
-        )
+        out["segmentsCount"] = len(self._live_by_model.get(model["uuid"], ()))
         return out
 
     def columns(self, model_uuid: str) -> list[str]:
@@ -593,10 +571,17 @@ class Store:
     def set_linked_to_workflow(self, seg_uuid: str, linked: bool = True) -> None:
         """Mark a segment as used by a workflow (update and delete then answer 409)."""
         with self._lock:
-            self._segments[seg_uuid].linked_to_workflow = linked
-            self._save()
+            seg = self._segments[seg_uuid]
+            self._record(seg.data, linked)
+            seg.linked_to_workflow = linked
+            self._after_change()
 
     def raw_segments(self) -> list[dict[str, Any]]:
         """Every stored segment, removed ones included, as the list endpoint would show it."""
         with self._lock:
             return [self._view(s) for s in self._segments.values()]
+
+    def entries(self) -> list[persist.Entry]:
+        """Every stored segment as the data file holds it, in the data file's order."""
+        with self._lock:
+            return [persist.entry(s.data, s.linked_to_workflow) for s in self._segments.values()]
