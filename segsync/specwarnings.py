@@ -140,8 +140,10 @@ def spec_warnings(spec: LoadedSpec) -> list[SpecWarning]:
                 earlier = alike.setdefault(rough, [])
             except TypeError:  # a list where a name belongs (an entry from a state file)
                 earlier = alike.setdefault(tuple(map(repr, rough)), [])
-            text = dumps_compact(cond) if earlier else ""
-            first = next((p for p, c in earlier if dumps_compact(c) == text), path)
+            first = path
+            if earlier:
+                text = dumps_compact(cond)
+                first = next((p for p, c in earlier if dumps_compact(c) == text), path)
             earlier.append((path, cond))
             if first != path:
                 found.append(SpecWarning(spec, path, (
