@@ -1,7 +1,8 @@
-"""The one way segsync replaces a file: atomically, so a crash leaves the old or the new bytes.
+"""The one way segsync replaces a file: atomically, so a crash leaves the old or the new bytes;
+and the primitives of an append-only file whose lines are each on disk before they count.
 
 The state file, saved plans and the lock all go through here (the emulator, an independent
-program, keeps its own).
+program, keeps its own); so does the journal beside the state file during apply.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import secrets
 from pathlib import Path
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
+    """Make the folder's entries (a rename, a new file) durable."""
     # Makes the rename itself durable. Some platforms and file systems cannot open or fsync a
     # folder; the data is then as durable as the platform allows.
     try:
@@ -45,10 +47,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with contextlib.suppress(FileNotFoundError):
             os.fchmod(fd, os.stat(target).st_mode & 0o7777)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         os.fsync(fd)
         os.close(fd)
         fd = None
@@ -60,7 +59,43 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def append_line(path: str | Path, line: bytes) -> bool:
+    """Append ``line`` to the append-only file ``path`` after its last complete line (what
+    follows it, a line torn by a crash mid-append, is cut) and fsync it. False, with nothing
+    written, when there is no such file; True otherwise (nothing is appended to a file with no
+    complete line: it holds nothing)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        end = os.fstat(fd).st_size
+        while end > 0:
+            start = max(0, end - 65536)
+            at = os.pread(fd, end - start, start).rfind(b"\n")
+            if at >= 0:
+                end = start + at + 1
+                break
+            end = start
+        if end:
+            os.lseek(fd, end, os.SEEK_SET)
+            write_all(fd, line)
+            os.ftruncate(fd, end + len(line))
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def remove_leftovers(path: str | Path) -> list[str]:

@@ -268,7 +268,7 @@ def apply_project(
     from segsync.lock import StateLock
     from segsync.plan import Duplicate, check_safety
     from segsync.planfile import check_fresh, read_plan_file
-    from segsync.state import StateStore
+    from segsync.statelog import JournalStore
 
     if targets and planfile is not None:
         raise ConfigError("--target and a plan file: a saved plan is applied whole")
@@ -279,6 +279,10 @@ def apply_project(
         if lock.note is not None:
             ui.note(lock.note)
         full, all_specs = load(project)
+        # The whole state (--target plans a part). A killed run's journal, which ``full``
+        # holds, is folded into the state file now, also when there is nothing to apply.
+        store = JournalStore(project.state_path, full)
+        store.open()
         specs, state = _targeted(all_specs, full, targets, prune)
         if saved is not None:
             check_fresh(saved, state, specs)
@@ -299,11 +303,12 @@ def apply_project(
             return Applied(None, plan.duplicates)
         if not ui.confirm():
             raise ConfigError("apply cancelled; nothing was changed")
-        store = StateStore(project.state_path, full)  # the whole state: --target plans a part
-        report = execute(
-            plan, prepared.cargo, client, store, workspace_uuid=str(prepared.workspace["uuid"]),
-            parallelism=parallelism, on_result=ui.result,
-        )
+        with store:  # this run's journal is folded when it ends, also after an error
+            report = execute(
+                plan, prepared.cargo, client, store,
+                workspace_uuid=str(prepared.workspace["uuid"]), parallelism=parallelism,
+                on_result=ui.result,
+            )
         deleted = {r.uuid for r in report.results if r.kind == "dedupe" and r.status == "done"}
         left = [
             Duplicate(a.id, str(a.uuid), a.name, str(a.model), None, True, "its delete failed")

@@ -140,7 +140,7 @@ def spec_warnings(spec: LoadedSpec) -> list[SpecWarning]:
                 earlier = alike.setdefault(rough, [])
             except TypeError:  # a list where a name belongs (an entry from a state file)
                 earlier = alike.setdefault(tuple(map(repr, rough)), [])
-            first = path
+            first: Path = path
             if earlier:
                 text = dumps_compact(cond)
                 first = next((p for p, c in earlier if dumps_compact(c) == text), path)

@@ -4,14 +4,17 @@
 2-space indent, final newline, UTF-8, keys whose value is None left out) and its diff shows
 exactly which segments changed. A file that cannot be read, is corrupt or comes from a newer
 segsync is an error and is never overwritten. Every write is atomic (``fsutil``), so a crash
-leaves either the old or the new state, never a mix. ``lock.py`` keeps two runs apart.
+leaves either the old or the new state, never a mix. ``lock.py`` keeps two runs apart. During
+apply, writes are appended to a journal beside the file (``statelog``); reading applies it.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import gc
+import hashlib
 import json
 import os
 import re
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from segsync import __version__
 from segsync.errors import ConfigError, StateError
-from segsync.fsutil import remove_leftovers, write_atomic
+from segsync.fsutil import append_line, remove_leftovers, write_atomic
 from segsync.types import is_uuid
 
 STATE_VERSION = 1
@@ -179,6 +182,34 @@ def read_state(path: str | Path) -> State:
 
 
 def _read_state(path: str | Path) -> State:
+    shown = str(path)
+    for attempt in range(3):
+        raw, data = _read_file(path)
+        try:
+            data, journaled = _extend(path, raw, data, last=attempt == 2)
+        except _Replaced:  # folded by a writer between the two reads: read both again
+            continue
+        break
+    if data is None:
+        return State.empty()
+    what = "the state file" + (f" with its journal {journal_path(path)}" if journaled else "")
+    hint = _RESTORE_HINT.format(path=shown)
+    try:
+        state = State.model_validate(data)
+    except ValidationError as exc:
+        raise StateError(
+            f"{what} is not a valid segsync state: {_describe_validation(exc)}; " + hint,
+            path=shown,
+        ) from exc
+    problem = uuid_problem(state)
+    if problem is not None:
+        raise StateError(f"{problem}; " + hint, path=shown)
+    return state
+
+
+def _read_file(path: str | Path) -> tuple[bytes | None, dict[str, Any] | None]:
+    """The bytes of the state file and its JSON object (None, None when it does not exist),
+    checked up to the format version."""
     import stat
 
     shown = str(path)
@@ -200,7 +231,7 @@ def _read_state(path: str | Path) -> State:
             raise StateError(
                 f"the state file is a dangling symbolic link; {where}", path=shown
             ) from None
-        return State.empty()
+        return None, None
     except OSError as exc:
         raise StateError(
             f"cannot read the state file ({exc.strerror or exc}); check the path given with "
@@ -259,17 +290,105 @@ def _read_state(path: str | Path) -> State:
             f"version {STATE_VERSION} at most; upgrade segsync (`pip install --upgrade segsync`)",
             path=shown,
         )
+    return raw, data
+
+
+# ---------------------------------------------------------------------------------------------
+# the journal of an apply (written by ``statelog``): ``<state>.journal``, JSON lines. First a
+# header binding it to the state file it extends: {"journal": 1, "base": {"lineage", "serial",
+# "sha256"}, "lineage": the one the fold writes}; then one line per write, {"serial": base + n,
+# "changes": {spec id: entry or null}, "workspaceUuid"?}; and before a writer replaces the state
+# file, {"folded": {"sha256"}}: the bytes that hold it all. A torn last line never counted.
+
+JOURNAL_VERSION = 1
+
+
+def journal_path(path: str | Path) -> str:
+    """The journal of a state file: ``<state>.journal`` beside it."""
+    return str(path) + ".journal"
+
+
+def journal_line(item: Mapping[str, Any]) -> bytes:
+    """One line of the journal: compact JSON, sorted keys, UTF-8, a final newline."""
+    text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+class _Replaced(Exception):
+    """The state file changed while its journal was being read."""
+
+
+def _journal_error(jpath: str, problem: str, path: str | None = None) -> StateError:
+    return StateError(
+        f"{problem}; move the journal away (`mv {jpath} {jpath}.orphaned`), then run `segsync "
+        "apply`: it adopts the segments that run created (found in Cargo with their spec's model, "
+        "name and fields) and reports those named like a segment the state holds as duplicates",
+        path=path or jpath,
+    )
+
+
+def _extend(
+    path: str | Path, raw: bytes | None, data: dict[str, Any] | None, *, last: bool
+) -> tuple[dict[str, Any] | None, bool]:
+    """``data`` with the journal beside the state file applied; True if there was one to apply.
+    A journal the file holds already (its ``folded`` bytes) is a leftover that the next writer
+    removes; one that extends another file is an error."""
+    jpath = journal_path(path)
     try:
-        state = State.model_validate(data)
-    except ValidationError as exc:
-        raise StateError(
-            f"the state file is not a valid segsync state: {_describe_validation(exc)}; " + hint,
-            path=shown,
-        ) from exc
-    problem = uuid_problem(state)
-    if problem is not None:
-        raise StateError(f"{problem}; " + hint, path=shown)
-    return state
+        lines = Path(jpath).read_bytes().split(b"\n")[:-1]
+    except FileNotFoundError:
+        return data, False
+    except OSError as exc:
+        raise StateError(f"cannot read the journal ({exc.strerror or exc})", path=jpath) from exc
+    items: list[Any] = []
+    for line in lines:
+        try:
+            items.append(json.loads(line, object_pairs_hook=_reject_duplicates,
+                                    parse_constant=_reject_constant))
+        except (ValueError, RecursionError):
+            items.append(None)
+    if not items:  # its header was never complete: it holds nothing
+        return data, False
+    head = items[0] if isinstance(items[0], dict) else {}
+    if type(head.get("journal")) is int and head["journal"] > JOURNAL_VERSION:
+        raise StateError(f"the journal has format version {head['journal']}; segsync "
+                         f"{__version__} reads version {JOURNAL_VERSION}: upgrade it", path=jpath)
+    base = head.get("base") if head.get("journal") == JOURNAL_VERSION else None
+    if not isinstance(base, dict) or type(base.get("serial")) is not int:
+        raise _journal_error(jpath, "the journal is corrupt at line 1")
+    records, folds = items[1:], set()
+    while records and isinstance(records[-1], dict) and isinstance(records[-1].get("folded"), dict):
+        folds.add(records.pop()["folded"].get("sha256"))
+    for n, record in enumerate(records, 1):
+        if not isinstance(record, dict) or record.get("serial") != base["serial"] + n or (
+            not isinstance(record.get("changes"), dict)
+        ):
+            raise _journal_error(jpath, f"the journal is corrupt at line {n + 1}")
+    digest = None if raw is None else hashlib.sha256(raw).hexdigest()
+    if digest != base.get("sha256"):
+        if digest in folds:
+            return data, False
+        with contextlib.suppress(OSError):
+            if not last and Path(path).read_bytes() != raw:
+                raise _Replaced
+        raise _journal_error(jpath, f"the state file is not the one that {jpath} extends (the "
+                             "journal of an apply that stopped before it finished); it was "
+                             "replaced since, e.g. by git pull or a checkout", str(path))
+    if not records:
+        return data, False
+    data = data if data is not None else {"version": STATE_VERSION, "segments": {}}
+    segments = data.setdefault("segments", {})
+    for record in records:
+        for spec_id, entry in record["changes"].items():
+            if entry is None:
+                segments.pop(spec_id, None)
+            else:
+                segments[spec_id] = entry
+        if "workspaceUuid" in record:
+            data["workspaceUuid"] = record["workspaceUuid"]
+    data["serial"], data["lineage"] = base["serial"] + len(records), head.get("lineage")
+    return data, True
 
 
 def uuid_problem(state: State) -> str | None:
@@ -393,8 +512,17 @@ class _IncrementalDump:
 
 def write_state_atomic(path: str | Path, data: bytes) -> None:
     """Replace the state file ``path`` with ``data`` atomically (``fsutil.write_atomic``);
-    StateError, with the previous file unchanged, when it cannot be written."""
+    StateError, with the previous file unchanged, when it cannot be written.
+
+    ``data`` replaces the journal beside the file too (a writer made it from ``read_state``,
+    which applies the journal): the journal records that it is folded into these bytes before
+    the rename, and is removed after it. A run killed in between leaves a journal that reading
+    ignores and the next write removes."""
+    jpath = journal_path(path)
     try:
+        journal = os.path.lexists(jpath) and append_line(
+            jpath, journal_line({"folded": {"sha256": hashlib.sha256(data).hexdigest()}})
+        )
         write_atomic(path, data)
     except OSError as exc:
         folder = os.path.dirname(os.path.realpath(path)) or "."
@@ -403,6 +531,9 @@ def write_state_atomic(path: str | Path, data: bytes) -> None:
             f"{folder} exists and is writable; the previous state file is unchanged",
             path=str(path),
         ) from exc
+    if journal:
+        with contextlib.suppress(OSError):  # left behind, it is ignored: it says it is folded
+            os.unlink(jpath)
 
 
 class StateStore:

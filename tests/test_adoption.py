@@ -426,12 +426,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def intents(state_path: Path) -> dict[str, Any]:
-    """Spec id -> intent, from the raw state file (None while it is missing or mid-write)."""
-    try:
-        data = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: e["intent"] for k, e in data.get("segments", {}).items() if e.get("intent")}
+    """Spec id -> intent, as on disk: the state file with the journal of the apply under way."""
+    segments = read_state(state_path).segments
+    return {k: e.intent.model_dump() for k, e in segments.items() if e.intent is not None}
 
 
 def test_a_create_committed_after_the_next_run_is_found_and_deleted_as_a_duplicate(

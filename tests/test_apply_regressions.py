@@ -19,6 +19,7 @@ from click.testing import Result
 
 from segsync.emulator.server import Emulator
 from segsync.emulator.store import HttpError
+from segsync.state import read_state
 from tests.helpers import cargo_env, process_env, run_cli, spec_text, write_spec
 
 
@@ -62,7 +63,9 @@ class Project:
         assert unlock.exit_code == 0, unlock.stderr
 
     def state(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.root / "segsync.state.json").read_text())
+        """The entries on disk, as stored: the state file with its journal, if any."""
+        state = read_state(self.root / "segsync.state.json")
+        data = state.model_dump(mode="json", by_alias=True, exclude_none=True)
         return data["segments"]  # type: ignore[no-any-return]
 
     def live(self, name: str) -> list[str]:

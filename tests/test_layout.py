@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "segsync.spec": 2,
     "segsync.importer": 5,
     "segsync.lock": 2,
+    "segsync.statelog": 2,
     "segsync.statemerge": 2,
     "segsync.specerrors": 3,
     "segsync.plantypes": 3,

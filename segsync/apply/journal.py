@@ -1,9 +1,10 @@
 """Durable writes during apply: every change is on disk before the run acts on it.
 
-One writer thread owns the :class:`~segsync.state.StateStore`: tasks hand it their changes and
-it writes everything that is pending in one atomic write (at most one write every 40 ms under
-load), so N workers cost a few writes a second instead of two per request. A change's
-:class:`Ticket` says when it is on disk.
+One writer thread owns the store (apply's :class:`~segsync.statelog.JournalStore`, which
+appends each write to the state's journal and fsyncs it): tasks hand it their changes and it
+writes everything that is pending in one write (at most one write every 40 ms under load), so
+N workers cost a few writes a second instead of two per request. A change's :class:`Ticket`
+says when it is on disk: it is done only once the store's write returned.
 """
 
 from __future__ import annotations
@@ -12,9 +13,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from segsync.errors import StateError
-from segsync.state import Entry, State, StateStore
+from segsync.state import Entry, State
+
+
+class Store(Protocol):
+    """What the writer writes through: ``StateStore`` or apply's ``JournalStore``."""
+
+    @property
+    def state(self) -> State:
+        """The state as last written."""
+
+    def update(
+        self, changes: Mapping[str, Entry | None], *, workspace_uuid: str | None = None
+    ) -> State:
+        """Apply ``changes`` and put them on disk; StateError when that fails."""
 
 
 class Ticket:
@@ -52,7 +67,7 @@ class Journal:
     """
 
     def __init__(
-        self, store: StateStore, workspace_uuid: str, *, min_interval: float = 0.04
+        self, store: Store, workspace_uuid: str, *, min_interval: float = 0.04
     ) -> None:
         self._store = store
         self._workspace_uuid = workspace_uuid
@@ -60,6 +75,11 @@ class Journal:
         self._queue: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="segsync-state", daemon=True)
         self._thread.start()
+
+    @property
+    def state(self) -> State:
+        """The state as last written."""
+        return self._store.state
 
     def submit(
         self,
@@ -110,12 +130,3 @@ class Journal:
                 error = StateError(f"cannot write the state file: {type(exc).__name__}: {exc}")
             for ticket in batch:
                 ticket.done(error)
-
-
-# ---------------------------------------------------------------------------------------------
-# tasks
-
-    @property
-    def state(self) -> State:
-        """The state as last written."""
-        return self._store.state

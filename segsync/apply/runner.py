@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from segsync.apply.actions import Actions, Done, Failure, Task, prior_intent
-from segsync.apply.journal import Journal
+from segsync.apply.journal import Journal, Store
 from segsync.errors import ApiError, StateError
 from segsync.plan import CHANGE_KINDS, Cargo, Plan
-from segsync.state import Entry, StateStore
+from segsync.state import Entry
 
 if TYPE_CHECKING:
     from segsync.client import CargoClient
@@ -113,7 +113,7 @@ class _Runner:
         plan: Plan,
         cargo: Cargo,
         client: CargoClient,
-        store: StateStore,
+        store: Store,
         *,
         workspace_uuid: str,
         parallelism: int,
@@ -384,7 +384,7 @@ def execute(
     plan: Plan,
     cargo: Cargo,
     client: CargoClient,
-    store: StateStore,
+    store: Store,
     *,
     workspace_uuid: str,
     parallelism: int = 4,
