@@ -1,6 +1,7 @@
 """`segsync apply` of 500 creates against the emulator at 100 ms latency, parallelism 8.
 
-design.md target: at most 1.15 x the ideal 500 x 0.1 s / 8 = 6.25 s. The emulator runs as its
+Targets (docs/performance.md): at most 1.10 x the ideal at parallelism 8 and 1.20 x at 16,
+the ideal being specs x latency / parallelism (500 x 0.1 s / 8 = 6.25 s). The emulator runs as its
 own process (as a user runs it) and `segsync apply --auto-approve` as another; the figure is
 the wall time of the whole command, start-up, workspace check, model lookup and listing
 included. The time between the first and the last result line (the execution alone) is shown
@@ -140,7 +141,8 @@ def main() -> None:
     print(f"segsync CPU time:                      {user + system:.2f} s"
           f"  (user {user:.2f} s, system {system:.2f} s)")
     if ideal:
-        print(f"ratio: {wall / ideal:.3f} (target <= 1.15)")
+        target = 1.10 if args.parallelism <= 8 else 1.20
+        print(f"ratio: {wall / ideal:.3f} (target <= {target:.2f})")
 
 
 if __name__ == "__main__":

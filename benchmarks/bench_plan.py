@@ -1,6 +1,6 @@
 """Benchmark: `segsync plan` over N unchanged specs against parsing the same files with PyYAML.
 
-design.md target: plan <= 1.3 x parsing the files with PyYAML's C loader, and <= 150 MB peak.
+Target: plan <= 1.3 x parsing the files with PyYAML's C loader, and <= 150 MB peak.
 
     python benchmarks/bench_plan.py            # 10,000 specs
     python benchmarks/bench_plan.py -n 2000 --repeat 5 --profile

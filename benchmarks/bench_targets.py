@@ -47,6 +47,10 @@ state is in the format that installation reads. The commands run in the tree's f
 of the examples row in an empty one), with CARGO_*, SEGSYNC_* and PYTHONPATH unset and NO_COLOR
 set.
 
+Parallel parsing. By default segsync parses many files in one process per core: less wall
+time for a little more CPU (sending the results back). ``--jobs 1`` measures the one-process
+cost (SEGSYNC_JOBS, which an installation without parallel parsing ignores).
+
 Before and after. ``--python PATH`` selects the interpreter whose segsync is measured (default:
 this one); ``--compare PATH2`` measures a second one in the same rounds, interleaved, and shows
 both side by side (``--labels`` names them).
@@ -318,12 +322,19 @@ print(f"Python {sys.version.split()[0]}, segsync {segsync.__version__} from "
 """
 
 
+#: ``--jobs``: set as SEGSYNC_JOBS for every segsync command (an installation that has no
+#: parallel parsing ignores it); None leaves segsync's default.
+JOBS: list[int | None] = [None]
+
+
 def child_env() -> dict[str, str]:
     env = {
         name: value for name, value in os.environ.items()
         if not name.startswith(("CARGO_", "SEGSYNC_")) and name != "PYTHONPATH"
     }
     env["NO_COLOR"] = "1"
+    if JOBS[0] is not None:
+        env["SEGSYNC_JOBS"] = str(JOBS[0])
     return env
 
 
@@ -653,7 +664,11 @@ def main() -> None:
                         help="names of the interpreters, comma-separated (default: A,B)")
     parser.add_argument("--workdir", type=Path,
                         help="keep the generated specs here and reuse them in later runs")
+    parser.add_argument("--jobs", type=positive, default=None,
+                        help="SEGSYNC_JOBS for segsync's commands (1: parse in one process, "
+                        "the CPU cost alone; default: segsync's own choice)")
     args = parser.parse_args()
+    JOBS[0] = args.jobs
 
     pythons = [args.python] + ([args.compare] if args.compare else [])
     labels = (args.labels.split(",") if args.labels else ["A", "B"])[: len(pythons)]

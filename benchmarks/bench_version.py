@@ -1,4 +1,4 @@
-"""Cold start of `segsync --version` against `python -c "import click"` (design.md target: 1.5x).
+"""Cold start of `segsync --version` against `python -c "import click"` (target: 1.5x).
 
 Runs each command N times in fresh interpreters (after one warm-up) and prints the medians.
 Usage: python benchmarks/bench_version.py [N]

@@ -1057,7 +1057,7 @@ def test_an_emulator_bug_is_answered_500(
 
 
 def test_delete_body_must_be_an_empty_object(empty_api: httpx.Client) -> None:
-    """cargo-api.md §2.5: the delete body is `{}`; anything else is refused."""
+    """docs/cargo-api.md: the delete body is `{}`; anything else is refused."""
     path = "/segmentation/segments/" + UUID4_EXAMPLE
     assert empty_api.delete(path).status_code == 400
     assert empty_api.request("DELETE", path, json={"force": True}).status_code == 400
@@ -1065,7 +1065,8 @@ def test_delete_body_must_be_an_empty_object(empty_api: httpx.Client) -> None:
 
 
 # --------------------------------------------------------------------------- filter structure
-# The emulator's own reading of cargo-api.md §4, message by message (no HTTP needed).
+# The emulator's own reading of the filter schema (docs/cargo-api.md), message by message
+# (no HTTP needed).
 
 AT = "filter.groups[0].conditions[0]"
 OTHER_UUID4 = "3f0c1a2b-5d6e-4f70-8a9b-0c1d2e3f4a5b"

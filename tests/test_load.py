@@ -1,4 +1,5 @@
-"""YAML loading: plain values by design.md's rules, places of keys and values, both loaders."""
+"""YAML loading: plain values by the rules of docs/specs.md, places of keys and values, both
+loaders."""
 
 from __future__ import annotations
 

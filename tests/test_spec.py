@@ -188,7 +188,7 @@ def test_conditions_reaches_nested_conditions() -> None:
 
 
 def test_every_kind_and_operator_is_accepted(tmp_path: Path) -> None:
-    """One valid condition for each (kind, operator) of cargo-api.md §4.3."""
+    """One valid condition for each (kind, operator) of the filter reference (docs/specs.md)."""
     uuid = "3f0c1a2b-5d6e-4f70-8a9b-0c1d2e3f4a5b"
     freq = {"operator": "moreThan", "value": 2}
     period = {"operator": "lessThan", "value": 30, "unit": "day"}
