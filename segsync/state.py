@@ -555,6 +555,10 @@ class StateStore:
         """The current state: the last one written (or the initial one)."""
         return self._state
 
+    def entries(self) -> list[tuple[str, Entry]]:
+        """Every ``(spec id, entry)`` of the current state (each write makes a new mapping)."""
+        return list(self._state.segments.items())
+
     def update(
         self, changes: Mapping[str, Entry | None], *, workspace_uuid: str | None = None
     ) -> State:

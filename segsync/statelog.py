@@ -52,6 +52,8 @@ class JournalStore:
         self._path = path
         self._journal = journal_path(path)
         self._state = state
+        # The entries the updates change in place (the caller's state is left as it was).
+        self._segments = dict(state.segments)
         self._lineage = state.lineage or str(uuidlib.uuid4())  # the fold writes it
         self._lock = threading.Lock()
         self._fd: int | None = None  # the journal, once this run wrote to it
@@ -121,31 +123,17 @@ class JournalStore:
                 )
             if self._broken is not None:
                 raise StateError(self._broken, path=self._journal)
-            # A new mapping (one pass in C, about a millisecond at 50,000 entries): the states
-            # already handed out stay as they were while readers iterate them.
-            segments = dict(current.segments)
-            encoded: dict[str, object] = {}
-            for spec_id, entry in changes.items():
-                if entry is None:
-                    segments.pop(spec_id, None)
-                    encoded[spec_id] = None
-                else:
-                    segments[spec_id] = entry
-                    encoded[spec_id] = entry.model_dump(
-                        mode="json", by_alias=True, exclude_none=True
-                    )
-            # Built without validation: the entries are Entry objects already, and validating
-            # the whole mapping again would cost a pass over every segment per write.
-            new = State.model_construct(
-                version=STATE_VERSION,
-                serial=current.serial + 1,
-                lineage=self._lineage,
-                workspace_uuid=workspace_uuid or current.workspace_uuid,
-                segments=segments,
-            )
-            record: dict[str, object] = {"serial": new.serial, "changes": encoded}
-            if new.workspace_uuid != current.workspace_uuid:
-                record["workspaceUuid"] = new.workspace_uuid
+            encoded = {
+                spec_id: None if entry is None else entry.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+                for spec_id, entry in changes.items()
+            }
+            serial = current.serial + 1
+            workspace = workspace_uuid or current.workspace_uuid
+            record: dict[str, object] = {"serial": serial, "changes": encoded}
+            if workspace != current.workspace_uuid:
+                record["workspaceUuid"] = workspace
             line = journal_line(record)
             try:
                 if self._fd is None:
@@ -159,8 +147,26 @@ class JournalStore:
                     "is writable and has space; the changes written before are kept"
                 )
                 raise StateError(self._broken, path=self._journal) from exc
-            self._state = new
-            return new
+            # On disk: now in memory. The mapping is changed in place (a copy per write would
+            # cost a pass over every entry, a millisecond at 50,000): readers look entries up,
+            # and those that go through them all take a copy with ``entries``.
+            segments = self._segments
+            for spec_id, entry in changes.items():
+                if entry is None:
+                    segments.pop(spec_id, None)
+                else:
+                    segments[spec_id] = entry
+            # Built without validation: the entries are Entry objects already.
+            self._state = State.model_construct(
+                version=STATE_VERSION, serial=serial, lineage=self._lineage,
+                workspace_uuid=workspace, segments=segments,
+            )
+            return self._state
+
+    def entries(self) -> list[tuple[str, Entry]]:
+        """Every ``(spec id, entry)`` of the current state, taken while no write changes them."""
+        with self._lock:
+            return list(self._state.segments.items())
 
     def _start(self, first: bytes) -> None:
         """Create the journal over the state file as it is, with the first update's line."""

@@ -103,6 +103,21 @@ def test_updates_are_appended_and_every_reader_sees_them(path: Path) -> None:
     )
 
 
+def test_entries_are_a_copy_and_the_caller_s_state_is_left_alone(path: Path) -> None:
+    """Updates change the store's entries in place (no copy of the whole mapping per write):
+    what was handed out for going through, and the state the store was made from, stay."""
+    initial = read_state(path)
+    store = JournalStore(path, initial)
+    taken = store.entries()
+    three_updates(store)
+    assert [spec_id for spec_id, _ in taken] == ["s0", "s1", "s2"]
+    assert sorted(initial.segments) == ["s0", "s1", "s2"]
+    assert sorted(spec_id for spec_id, _ in store.entries()) == ["s1", "s10", "s2"]
+    assert dict(store.entries()) == store.state.segments
+    store.close()
+    assert read_state(path).segments == store.state.segments
+
+
 def test_a_first_apply_writes_the_empty_state_then_journals(tmp_path: Path) -> None:
     path = tmp_path / "segsync.state.json"
     store = JournalStore(path, read_state(path))

@@ -227,9 +227,9 @@ class Actions:
             self._claimed.add(uuid)
 
     def _known_uuids(self) -> set[str]:
-        state = self._journal.state
-        known = {e.uuid for e in state.segments.values() if e.uuid}
-        known |= {e.pending_delete for e in state.segments.values() if e.pending_delete}
+        entries = [e for _, e in self._journal.entries()]
+        known = {e.uuid for e in entries if e.uuid}
+        known |= {e.pending_delete for e in entries if e.pending_delete}
         with self._claimed_lock:
             known |= self._claimed
         return known
@@ -557,7 +557,7 @@ class Actions:
 
     def _refuse_if_referenced(self, uuid: str, owner: str) -> None:
         """A segment still referenced by a kept spec (or its recorded segment) stays."""
-        for spec_id, entry in self._journal.state.segments.items():
+        for spec_id, entry in self._journal.entries():
             if spec_id == owner:
                 continue
             if uuid in entry.refs.values():

@@ -31,6 +31,10 @@ class Store(Protocol):
     ) -> State:
         """Apply ``changes`` and put them on disk; StateError when that fails."""
 
+    def entries(self) -> list[tuple[str, Entry]]:
+        """Every ``(spec id, entry)`` of the current state, safe to go through while updates
+        go on (``state.segments`` may change under a reader that goes through it)."""
+
 
 class Ticket:
     """A change handed to the writer; ``wait`` returns once it is on disk (or raises)."""
@@ -78,8 +82,12 @@ class Journal:
 
     @property
     def state(self) -> State:
-        """The state as last written."""
+        """The state as last written: look entries up; go through them with ``entries``."""
         return self._store.state
+
+    def entries(self) -> list[tuple[str, Entry]]:
+        """Every ``(spec id, entry)`` as last written, a copy safe from later writes."""
+        return self._store.entries()
 
     def submit(
         self,
