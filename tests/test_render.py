@@ -330,3 +330,16 @@ def test_github_escaping() -> None:
         github_annotation("error", "bad: x\ny", file="s/a,b.yaml", line=3, col=9, title="t: 1")
         == "::error file=s/a%2Cb.yaml,line=3,col=9,title=t%3A 1::bad: x%0Ay"
     )
+
+
+def test_every_character_shown_escaped_is_unprintable() -> None:
+    """``visible`` returns printable text as it is: right only while every character its
+    pattern escapes is unprintable."""
+    import sys
+
+    from segsync.render.common import _CONTROL, visible
+
+    matched = [chr(c) for c in range(sys.maxunicode + 1) if _CONTROL.fullmatch(chr(c))]
+    assert len(matched) > 60
+    assert not any(ch.isprintable() for ch in matched)
+    assert visible("a\u202eb\nc") == "a\\u202eb\\nc"

@@ -106,6 +106,8 @@ _CONTROL = re.compile(
 def visible(text: str) -> str:
     """Control characters (newline, escape, ...) as ``\\n`` / ``\\x1b``: user text cannot move
     the cursor or colour a terminal."""
+    if text.isprintable():  # every character _CONTROL matches is unprintable: nothing to do
+        return text
     return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
@@ -151,6 +153,8 @@ def scalar(value: Any) -> str:
     ``"FR, DE"`` never reads like the two values ``FR, DE``."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # what json.dumps gives, without its machinery
+        return str(value)
     if isinstance(value, list):
         return ", ".join(
             json.dumps(v, ensure_ascii=False) if isinstance(v, str) and "," in v else scalar(v)
