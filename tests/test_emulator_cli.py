@@ -122,3 +122,27 @@ def test_bad_fault_options_are_errors() -> None:
     out_of_range = run("--fail-429", "2")
     assert out_of_range.returncode == 1
     assert "--fail-429" in out_of_range.stderr
+
+
+def test_ctrl_c_stops_it_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell starts a background job with SIGINT ignored, and a child inherits that: the
+    emulator still stops on SIGINT (and folds its data file)."""
+    data = tmp_path / "emulator.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segsync", "emulator", "--port", "0", "--data", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("segsync emulator listening on "):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0
+    assert out.splitlines()[-1] == "segsync emulator stopped"
+    assert data.exists() and not Path(f"{data}.log").exists()

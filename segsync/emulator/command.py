@@ -200,6 +200,8 @@ def _serve(opts: dict[str, Any]) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C stops it even when it was started with SIGINT ignored (a shell's background job)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         click.echo(f"segsync emulator listening on {emulator.url}")
         emulator.serve_forever()
@@ -207,3 +209,4 @@ def _serve(opts: dict[str, Any]) -> None:
         click.echo("segsync emulator stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
