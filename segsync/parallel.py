@@ -9,8 +9,10 @@ Starting workers costs little with ``fork`` (the workers are copies of this proc
 already imported) and a few hundred milliseconds with ``forkserver`` or ``spawn`` (each imports
 segsync again). ``fork`` is used only while this process runs no other thread (a copy of a
 process taken while another thread holds a lock can wait on it forever); otherwise, and where
-there is no ``fork``, ``forkserver`` or ``spawn``. When workers cannot be started (a system
-without process semaphores, a sandbox), the files are parsed here, one by one.
+there is no ``fork``, ``forkserver`` or ``spawn``, but only when ``jobs`` asks for workers: by
+default the work is then done here (``apply`` and ``plan --refresh`` read Cargo in threads
+while the specs load). When workers cannot be started (a system without process semaphores, a
+sandbox), the work is done here, one item after the other.
 """
 
 from __future__ import annotations
@@ -75,14 +77,20 @@ def run_all(
     """
     workers = workers_for(len(items), jobs)
     if workers > 1:
-        results = _in_workers(fn, items, workers, preload)
+        method = _start_method()
+        if jobs is None and method != "fork":
+            # Fresh workers start slowly (each imports segsync): measured, they did not repay
+            # it on two cores up to 3,000 files. They are used when asked for (``jobs``).
+            return _run_chunk(fn, items)
+        results = _in_workers(fn, items, workers, preload, method)
         if results is not None:
             return results
     return _run_chunk(fn, items)
 
 
 def _in_workers(
-    fn: Callable[..., R], items: Sequence[tuple[Any, ...]], workers: int, preload: str
+    fn: Callable[..., R], items: Sequence[tuple[Any, ...]], workers: int, preload: str,
+    method: str,
 ) -> list[R] | None:
     """``items`` done by ``workers`` processes; None when they could not be started."""
     import multiprocessing
@@ -92,7 +100,6 @@ def _in_workers(
     # A few chunks per worker: an even share of the work without a message per item.
     size = max(1, -(-len(items) // (workers * 4)))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    method = _start_method()
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload([preload])

@@ -153,3 +153,26 @@ def test_jobs_option_and_variable(valid: Path, monkeypatch: pytest.MonkeyPatch) 
     bad = run_cli(["validate", "--dir", str(valid), "--jobs", "0"])
     assert bad.exit_code == 1
     assert "--jobs" in bad.stderr and "0 is not in the range x>=1" in bad.stderr
+
+
+def test_by_default_fresh_workers_are_not_started(
+    valid: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --jobs, workers are copies of this process or none: a process that runs other
+    threads (apply reads Cargo while the specs load) parses alone; asked for, they start."""
+    monkeypatch.setattr(parallel, "THRESHOLD", 10)
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
+    used: list[str] = []
+    real = parallel._in_workers
+
+    def counted(*args: Any) -> Any:
+        used.append(args[4])
+        return real(*args)
+
+    monkeypatch.setattr(parallel, "_in_workers", counted)
+    monkeypatch.setattr(parallel, "_start_method", lambda: "forkserver")
+    serial = load_specs(valid, jobs=1)
+    assert load_specs(valid) == serial and used == []
+    assert load_specs(valid, jobs=2) == serial and used == ["forkserver"]
+    monkeypatch.setattr(parallel, "_start_method", lambda: "fork")
+    assert load_specs(valid) == serial and used == ["forkserver", "fork"]
