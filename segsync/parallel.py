@@ -17,9 +17,11 @@ sandbox), the work is done here, one item after the other.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -104,8 +106,39 @@ def _in_workers(
     if method == "forkserver":
         context.set_forkserver_preload([preload])
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            done = pool.map(functools.partial(_run_chunk, fn), chunks)
-            return [result for chunk in done for result in chunk]
-    except (OSError, BrokenProcessPool, NotImplementedError):
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker
+        )
+    except (OSError, NotImplementedError):  # no process semaphores (a sandbox)
         return None
+    try:
+        done = pool.map(functools.partial(_run_chunk, fn), chunks)
+        results = [result for chunk in done for result in chunk]
+    except (OSError, BrokenProcessPool):  # a worker died or could not start: done here
+        _stop(pool)
+        return None
+    except BaseException:  # Ctrl-C, SIGTERM, an error of ``fn``: no worker is left behind
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return results
+
+
+def _init_worker() -> None:
+    """A worker leaves Ctrl-C to the parent, which stops it, and dies on SIGTERM: a forked
+    worker inherits segsync's SIGTERM handler, which would make it outlive ``terminate``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop(pool: Any) -> None:
+    """Cancel what is left and kill the workers now (a shutdown would wait for them)."""
+    # The executor lists its workers in no public attribute.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.kill()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(5)

@@ -3,8 +3,12 @@ order, as one process gives; and a fallback when workers cannot start."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +180,58 @@ def test_by_default_fresh_workers_are_not_started(
     assert load_specs(valid, jobs=2) == serial and used == ["forkserver"]
     monkeypatch.setattr(parallel, "_start_method", lambda: "fork")
     assert load_specs(valid) == serial and used == ["forkserver", "fork"]
+
+
+PARENT = os.getpid()
+
+
+def _dies_in_a_worker(i: int) -> int:
+    if i == 5 and os.getpid() != PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return i * 2
+
+
+def _fails(i: int) -> int:
+    if i == 5:
+        raise ValueError("a bug")
+    time.sleep(0.01)
+    return i
+
+
+def _my_workers() -> set[int]:
+    """Processes whose parent is this one, alive (not zombies)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                    found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_that_dies_leaves_the_work_to_this_process() -> None:
+    """A killed worker breaks the pool: the others are stopped (a forked worker does not
+    keep segsync's SIGTERM handler) and the work is done here, with the same result."""
+    def stop(signum: int, frame: object) -> None:  # segsync's own handler (see cli.py)
+        raise KeyboardInterrupt
+
+    before = _my_workers()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        items = [(i,) for i in range(40)]
+        assert parallel.run_all(_dies_in_a_worker, items, 2, preload=__name__) == [
+            i * 2 for i in range(40)
+        ]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _my_workers() <= before
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_an_error_in_a_worker_is_raised_and_no_worker_is_left() -> None:
+    before = _my_workers()
+    with pytest.raises(ValueError, match="a bug"):
+        parallel.run_all(_fails, [(i,) for i in range(200)], 2, preload=__name__)
+    assert _my_workers() <= before
