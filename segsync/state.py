@@ -10,7 +10,6 @@ apply, writes are appended to a journal beside the file (``statelog``); reading 
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import difflib
 import gc
@@ -20,7 +19,7 @@ import os
 import re
 import threading
 import uuid as uuidlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -184,9 +183,10 @@ def read_state(path: str | Path) -> State:
 def _read_state(path: str | Path) -> State:
     shown = str(path)
     for attempt in range(3):
+        before = _identity(path)
         raw, data = _read_file(path)
         try:
-            data, journaled = _extend(path, raw, data, last=attempt == 2)
+            data, journaled = _extend(path, raw, data, last=attempt == 2, before=before)
         except _Replaced:  # folded by a writer between the two reads: read both again
             continue
         break
@@ -328,8 +328,17 @@ def _journal_error(jpath: str, problem: str, path: str | None = None) -> StateEr
     )
 
 
+def _identity(path: str | Path) -> tuple[int, ...] | None:
+    """What changes when the state file is replaced (a fold renames a new file over it)."""
+    with contextlib.suppress(OSError):
+        info = os.stat(path)
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return None
+
+
 def _extend(
-    path: str | Path, raw: bytes | None, data: dict[str, Any] | None, *, last: bool
+    path: str | Path, raw: bytes | None, data: dict[str, Any] | None, *, last: bool,
+    before: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
     """``data`` with the journal beside the state file applied; True if there was one to apply.
     A journal the file holds already (its ``folded`` bytes) is a leftover that the next writer
@@ -337,7 +346,9 @@ def _extend(
     jpath = journal_path(path)
     try:
         lines = Path(jpath).read_bytes().split(b"\n")[:-1]
-    except FileNotFoundError:
+    except FileNotFoundError:  # none, or folded (and removed) since the file was read
+        if not last and _identity(path) != before:
+            raise _Replaced from None
         return data, False
     except OSError as exc:
         raise StateError(f"cannot read the journal ({exc.strerror or exc})", path=jpath) from exc
@@ -430,86 +441,6 @@ def dump_state(state: State) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-class _IncrementalDump:
-    """``dump_state`` for a store that writes often: the same bytes, but only the entries named
-    as changed are encoded again.
-
-    json's encoder is pure Python when it indents (~0.4 ms per entry), so encoding every entry
-    on every write would make an apply of N segments cost O(N²). The encoded entries are kept
-    in id order; a call that does not continue from the state of the previous call (``previous``
-    is not the state encoded last, e.g. after a failed write) encodes everything again.
-    """
-
-    def __init__(self) -> None:
-        self._base: State | None = None
-        self._ids: list[str] = []  # sorted spec ids
-        self._texts: list[bytes] = []  # their encoded entries, in the same order
-
-    @staticmethod
-    def _encode(spec_id: str, entry: Entry) -> bytes:
-        data = entry.model_dump(mode="json", by_alias=True, exclude_none=True)
-        text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-        key = json.dumps(spec_id, ensure_ascii=False)
-        # JSON text holds no raw newline inside strings: each one starts a new line.
-        return (f"    {key}: " + text.replace("\n", "\n    ")).encode("utf-8")
-
-    def dump(
-        self,
-        state: State,
-        *,
-        previous: State | None = None,
-        changed: Iterable[str] | None = None,
-    ) -> bytes:
-        """Exactly ``dump_state(state)``; ``state`` is ``previous`` with ``changed`` ids set
-        or removed."""
-        segments = state.segments
-        if changed is None or previous is None or previous is not self._base:
-            self._ids = sorted(segments)
-            self._texts = [self._encode(i, segments[i]) for i in self._ids]
-        else:
-            for spec_id in changed:
-                at = bisect.bisect_left(self._ids, spec_id)
-                present = at < len(self._ids) and self._ids[at] == spec_id
-                entry = segments.get(spec_id)
-                if entry is None:
-                    if present:
-                        del self._ids[at]
-                        del self._texts[at]
-                elif present:
-                    self._texts[at] = self._encode(spec_id, entry)
-                else:
-                    self._ids.insert(at, spec_id)
-                    self._texts.insert(at, self._encode(spec_id, entry))
-        self._base = state
-        head = state.model_dump(
-            mode="json", by_alias=True, exclude_none=True, exclude={"segments"}
-        )
-        head["segments"] = None
-        # One join of bytes: the file is built without intermediate copies of its whole text.
-        pieces: list[bytes] = [b"{\n"]
-        for n, name in enumerate(sorted(head)):
-            if n:
-                pieces.append(b",\n")
-            key = json.dumps(name, ensure_ascii=False)
-            if name == "segments":
-                if not self._texts:
-                    pieces.append(f"  {key}: {{}}".encode())
-                    continue
-                pieces.append(f"  {key}: {{\n".encode())
-                for i, encoded in enumerate(self._texts):
-                    if i:
-                        pieces.append(b",\n")
-                    pieces.append(encoded)
-                pieces.append(b"\n  }")
-            else:
-                text = json.dumps(
-                    head[name], sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False
-                )
-                pieces.append(f"  {key}: {text}".replace("\n", "\n  ").encode())
-        pieces.append(b"\n}\n")
-        return b"".join(pieces)
-
-
 def write_state_atomic(path: str | Path, data: bytes) -> None:
     """Replace the state file ``path`` with ``data`` atomically (``fsutil.write_atomic``);
     StateError, with the previous file unchanged, when it cannot be written.
@@ -537,13 +468,13 @@ def write_state_atomic(path: str | Path, data: bytes) -> None:
 
 
 class StateStore:
-    """Thread-safe owner of the state during apply; every update is one atomic write."""
+    """Thread-safe owner of the state for one-off writers (import): every update is one atomic
+    write of the whole file. Apply writes through ``statelog.JournalStore`` instead."""
 
     def __init__(self, path: str | Path, state: State) -> None:
         self._path = path
         self._state = state
         self._lock = threading.Lock()
-        self._encoder = _IncrementalDump()
         self._tidied = False
 
     @property
@@ -594,7 +525,7 @@ class StateStore:
                 workspace_uuid=workspace_uuid or current.workspace_uuid,
                 segments=segments,
             )
-            data = self._encoder.dump(new, previous=current, changed=changes.keys())
+            data = dump_state(new)
             if not self._tidied:  # a killed run's temporary files (the caller holds the lock)
                 remove_leftovers(self._path)
                 self._tidied = True

@@ -450,3 +450,29 @@ def test_an_apply_with_nothing_to_do_folds_a_killed_run_s_journal(
     assert done.exit_code == 0 and "No changes." in done.stdout, done.stdout
     assert not os.path.exists(journal_path(path))
     assert path.read_bytes() == dump_state(store.state) and store.state.serial == applied.serial + 1
+
+
+def test_a_reader_that_finds_the_journal_gone_after_a_fold_reads_again(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold replaces the state file and removes the journal between a reader's read of
+    the file and its look for the journal: the reader must not return the file it read
+    without the journal (the state before the apply), but read again."""
+    import segsync.state as state_module
+
+    expected = pending(path)
+    real = state_module._read_file
+    calls: list[int] = []
+
+    def read_then_fold(p: Any) -> Any:
+        result = real(p)
+        if not calls:  # the writer's fold lands just now
+            state_module.write_state_atomic(path, dump_state(expected))
+        calls.append(1)
+        return result
+
+    monkeypatch.setattr(state_module, "_read_file", read_then_fold)
+    got = read_state(path)
+    assert not Path(journal_path(path)).exists()
+    assert got.segments == expected.segments and got.serial == expected.serial
+    assert len(calls) == 2
