@@ -169,6 +169,8 @@ class _Constructor(SafeConstructor):
         return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # ``!!map`` or ``!!set`` on a list or text
+            return super().construct_mapping(node, deep=deep)  # PyYAML's error, at its place
         keys = [k.value for k, _ in node.value]
         if all(type(k) is str for k in keys) and len(set(keys)) == len(keys):
             return super().construct_mapping(node, deep=deep)  # the usual case, checked fast
@@ -248,10 +250,16 @@ def build(root: yaml.Node, *, shared: bool) -> Any:
         if node.__class__ is mapping_node:
             pairs = node.value
             seen: dict[str, yaml.Node] = {}
+            merge = None  # a ``!!merge`` key: refused with the first problem after it, if any
             for key_node, _ in pairs:
                 if key_node.__class__ is not scalar_node:
-                    raise _NodeError("a mapping key must be a plain string", key_node.start_mark)
+                    at = (merge or key_node).start_mark
+                    raise _NodeError("a mapping key must be a plain string", at)
+                if merge is None and key_node.tag.endswith(":merge"):
+                    merge = key_node
                 first = seen.setdefault(key_node.value, key_node)
+                if first is not key_node and merge is not None:
+                    raise _NodeError("a mapping key must be a plain string", merge.start_mark)
                 if first is not key_node:
                     mark = _mark(first)
                     raise _NodeError(
@@ -259,9 +267,12 @@ def build(root: yaml.Node, *, shared: bool) -> Any:
                         f"column {mark.column})",
                         key_node.start_mark,
                     )
+            if merge is not None:
+                raise _Unusual
             result: Any = {}
             for key_node, value_node in pairs:
-                result[value(key_node, depth)] = value(value_node, depth + 1)
+                key = value(key_node, depth)  # the key first, as PyYAML builds them
+                result[key] = value(value_node, depth + 1)
         else:
             result = [value(item, depth + 1) for item in node.value]
         if shared:

@@ -56,6 +56,16 @@ ODD = [
     "a: b: c\n",
     "a: 1\n---\nb: 2\n",
     "a:\n\t- 1\n",
+    "!custom k:\n  a: 1\n  a: 2\n",
+    "!!binary 'a': {a: 1, a: 2}\n",
+    "? 1" + "0" * 5000 + "\n:\n  a: 1\n  a: 2\n",
+    "{!!merge <<: {a: 1}, b: 1, b: 2}\n",
+    "{!!merge <<: {a: 1}, [x]: 1}\n",
+    "{b: 1, !!merge <<: {a: 1}, b: 2}\n",
+    "{b: 1, b: 2, !!merge <<: {a: 1}}\n",
+    "a: !!map [1, 2]\n",
+    "a: !!set [x]\n",
+    "a: !!map x\n",
     "name: x\nfilter: {groups: [{conditions: [{value: -0, values: [-1.0e+3, 1e3, 01]}]}]}\n",
 ]
 
@@ -122,7 +132,8 @@ SCALAR_TEXT = st.sampled_from([
     "~", "", "yes", "x", "'1'", '"true"', "!!str 1", "!!int 2", "!!float 1", "2025-01-15",
     "a b", "-", "--1", "tru", "nul", "1_0", "0x1", "9" * 30,
 ])
-KEY_TEXT = st.sampled_from(["a", "b", "name", "1", "true", "null", "'a'", "[x]", "c"])
+KEY_TEXT = st.sampled_from(["a", "b", "name", "1", "true", "null", "'a'", "[x]", "c", "<<",
+                          "!!merge <<", "!t k", "!!int 1", "!!str a"])
 
 
 @st.composite
