@@ -65,7 +65,6 @@ def _start_method() -> str:
 
 
 def _run_chunk(fn: Callable[..., R], chunk: Sequence[tuple[Any, ...]]) -> list[R]:
-    gc.disable()  # as in the parent while loading: many objects, no cycles
     return [fn(*args) for args in chunk]
 
 
@@ -129,6 +128,7 @@ def _init_worker() -> None:
     worker inherits segsync's SIGTERM handler, which would make it outlive ``terminate``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.disable()  # as in the parent while loading: many objects, no cycles to collect
 
 
 def _stop(pool: Any) -> None:
