@@ -25,48 +25,14 @@ from typing import Any
 
 import yaml
 
+from benchmarks.bench_targets import TEMPLATES
 from segsync.plan import make_plan
 from segsync.render import render_text
 from segsync.specs import known_specs, load_specs
 from segsync.state import read_state
 from tests.helpers import applied_state, write_spec, write_state
 
-SPEC = """\
-# Generated segment {i}: companies in {country} with more than {size} employees.
-name: Generated segment {i}
-model: companies
-filter:
-  conjonction: and
-  groups:
-    - conjonction: and
-      conditions:
-        - kind: string
-          columnSlug: country
-          operator: is
-          values: [{country}, DE, ES]
-        - kind: number
-          columnSlug: employee_count
-          operator: greaterThan
-          value: {size}
-        - kind: date
-          columnSlug: founded_at
-          operator: between
-          firstValue: "2020-01-01"
-          lastValue: "2021-01-01"
-    - conjonction: or
-      conditions:
-        - kind: boolean
-          columnSlug: is_customer
-          operator: isFalse
-        - kind: string
-          columnSlug: stage
-          operator: isNotNull
-sort:
-  - columnSlug: arr
-    kind: desc
-limit: {limit}
-trackingColumnSlugs: [stage, owner]
-"""
+SPEC = TEMPLATES[0]  # companies in a country, with five conditions in two groups
 
 
 def generate(root: Path, n: int) -> Path:

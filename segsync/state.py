@@ -467,6 +467,17 @@ def write_state_atomic(path: str | Path, data: bytes) -> None:
             os.unlink(jpath)
 
 
+def check_workspace(state: State, workspace_uuid: str | None, path: str | Path) -> None:
+    """StateError when ``state`` already belongs to another workspace than ``workspace_uuid``
+    (a write about to record it)."""
+    if workspace_uuid is not None and state.workspace_uuid not in (None, workspace_uuid):
+        raise StateError(
+            f"the state belongs to workspace {state.workspace_uuid}, not {workspace_uuid}; "
+            "use the state file of that workspace",
+            path=str(path),
+        )
+
+
 class StateStore:
     """Thread-safe owner of the state for one-off writers (import): every update is one atomic
     write of the whole file. Apply writes through ``statelog.JournalStore`` instead."""
@@ -502,16 +513,7 @@ class StateStore:
         """
         with self._lock:
             current = self._state
-            if (
-                workspace_uuid is not None
-                and current.workspace_uuid is not None
-                and workspace_uuid != current.workspace_uuid
-            ):
-                raise StateError(
-                    f"the state belongs to workspace {current.workspace_uuid}, not "
-                    f"{workspace_uuid}; use the state file of that workspace",
-                    path=str(self._path),
-                )
+            check_workspace(current, workspace_uuid, self._path)
             segments = dict(current.segments)
             for spec_id, entry in changes.items():
                 if entry is None:

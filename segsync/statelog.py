@@ -31,6 +31,7 @@ from segsync.state import (
     STATE_VERSION,
     Entry,
     State,
+    check_workspace,
     dump_state,
     journal_line,
     journal_path,
@@ -111,16 +112,7 @@ class JournalStore:
         later update (a line torn by the failure must stay the journal's last)."""
         with self._lock:
             current = self._state
-            if (
-                workspace_uuid is not None
-                and current.workspace_uuid is not None
-                and workspace_uuid != current.workspace_uuid
-            ):
-                raise StateError(
-                    f"the state belongs to workspace {current.workspace_uuid}, not "
-                    f"{workspace_uuid}; use the state file of that workspace",
-                    path=str(self._path),
-                )
+            check_workspace(current, workspace_uuid, self._path)
             if self._broken is not None:
                 raise StateError(self._broken, path=self._journal)
             encoded = {
